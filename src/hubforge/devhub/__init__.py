@@ -1,0 +1,1 @@
+"""The local Hub-compatible server used by tests, the demo and offline work."""

@@ -1,0 +1,47 @@
+"""Typed errors: every failure a user can meet says what went wrong and how to fix it."""
+
+
+class HubforgeError(Exception):
+    """Base error; `hint` tells the user what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class SpecError(HubforgeError):
+    """A model spec is missing or invalid."""
+
+
+class FormatError(HubforgeError):
+    """An unknown or unsupported target format was requested."""
+
+
+class SourceError(HubforgeError):
+    """The upstream model cannot be resolved or downloaded."""
+
+
+class ConversionError(HubforgeError):
+    """A target format could not be produced."""
+
+
+class EvaluationError(HubforgeError):
+    """An evaluation could not run (e.g. its data set is unavailable offline)."""
+
+
+class CardError(HubforgeError):
+    """The model card cannot be rendered honestly (e.g. no upstream license)."""
+
+
+class HubError(HubforgeError):
+    """The Hub refused or failed a request."""
+
+
+class AuthError(HubError):
+    """The Hub token is missing, invalid or lacks the needed role."""
