@@ -535,19 +535,36 @@ def serve(data_dir: Path, tokens: dict[str, tuple[str, str]], host: str = "127.0
     uvicorn.run(create_app(data_dir, tokens), host=host, port=port, log_level="warning")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/devhub/health", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"devhub at {url} did not come up within {timeout:.0f}s")
+            time.sleep(0.2)
+
+
 class DevHubThread:
     """Runs the local Hub in a background thread of this process (tests and the demo)."""
 
     def __init__(self, data_dir: Path, tokens: dict[str, tuple[str, str]], port: int = 0):
-        import socket
-
         import uvicorn
 
-        if port == 0:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-        self.port = port
+        self.port = port or free_port()
+        port = self.port
         self.url = f"http://127.0.0.1:{port}"
         self.app = create_app(data_dir, tokens)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -1,0 +1,96 @@
+"""Bundled evaluation and calibration data, loaded by name so specs can refer to it offline."""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .errors import EvaluationError
+from .paths import DATA_DIR
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    texts: list[str]
+    labels: list[str]
+
+
+@dataclass(frozen=True)
+class RetrievalSet:
+    """BEIR-shaped: queries and corpus by id, qrels query id -> relevant doc ids."""
+
+    name: str
+    queries: dict[str, str]
+    corpus: dict[str, str]
+    qrels: dict[str, set[str]]
+
+
+@dataclass(frozen=True)
+class RerankingSet:
+    """Each query with a candidate list; `relevant` marks which candidates are correct."""
+
+    name: str
+    queries: list[str]
+    candidates: list[list[str]]
+    relevant: list[list[bool]]
+
+
+@lru_cache(maxsize=None)
+def banking77(split: str) -> LabelledTexts:
+    path = DATA_DIR / "banking77" / f"{split}.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return LabelledTexts([r["text"] for r in rows], [r["category"] for r in rows])
+
+
+def sample_texts(name: str, count: int, split: str = "test", seed: int = 0) -> list[str]:
+    """A reproducible sample of real texts: calibration (test split) and fidelity (train split) sets."""
+    if name != "banking77":
+        raise EvaluationError(f"unknown text set {name!r}", "bundled text sets: banking77")
+    texts = banking77(split).texts
+    return random.Random(seed).sample(texts, min(count, len(texts)))
+
+
+def banking77_retrieval(queries: int = 200, corpus_per_intent: int = 10, seed: int = 0) -> RetrievalSet:
+    """Intent retrieval: a test query is relevant to every train text of the same intent."""
+    rng = random.Random(seed)
+    train, test = banking77("train"), banking77("test")
+    by_intent: dict[str, list[int]] = {}
+    for i, label in enumerate(train.labels):
+        by_intent.setdefault(label, []).append(i)
+    corpus, doc_intent = {}, {}
+    for label, idxs in sorted(by_intent.items()):
+        for i in rng.sample(idxs, min(corpus_per_intent, len(idxs))):
+            corpus[f"d{i}"] = train.texts[i]
+            doc_intent[f"d{i}"] = label
+    picked = rng.sample(range(len(test.texts)), queries)
+    query_map = {f"q{i}": test.texts[i] for i in picked}
+    qrels = {f"q{i}": {d for d, lab in doc_intent.items() if lab == test.labels[i]} for i in picked}
+    return RetrievalSet("banking77-intent-retrieval", query_map, corpus, qrels)
+
+
+def banking77_reranking(queries: int = 100, candidates: int = 10, seed: int = 0) -> RerankingSet:
+    """Candidate lists for cross-encoders: 2 texts of the query's intent among random others, shuffled."""
+    rng = random.Random(seed)
+    train, test = banking77("train"), banking77("test")
+    by_intent: dict[str, list[int]] = {}
+    for i, label in enumerate(train.labels):
+        by_intent.setdefault(label, []).append(i)
+    out_q, out_c, out_r = [], [], []
+    for qi in rng.sample(range(len(test.texts)), queries):
+        label = test.labels[qi]
+        positives = rng.sample(by_intent[label], 2)
+        negatives = [i for i in rng.sample(range(len(train.texts)), candidates * 2) if train.labels[i] != label]
+        pool = [(i, True) for i in positives] + [(i, False) for i in negatives[: candidates - 2]]
+        rng.shuffle(pool)
+        out_q.append(test.texts[qi])
+        out_c.append([train.texts[i] for i, _ in pool])
+        out_r.append([rel for _, rel in pool])
+    return RerankingSet("banking77-intent-reranking", out_q, out_c, out_r)
+
+
+RETRIEVAL_SETS = {"banking77": banking77_retrieval}
+RERANKING_SETS = {"banking77": banking77_reranking}
+CLASSIFICATION_SETS = {"banking77": banking77}

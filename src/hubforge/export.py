@@ -1,0 +1,40 @@
+"""The one fp32 ONNX export every target starts from (optimum's exporter, Hub-conventional outputs)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+from .errors import ConversionError
+from .source import SourceModel
+from .spec import ModelSpec
+
+OPSET = 17
+
+
+def optimum_task(spec: ModelSpec) -> str:
+    return "text-classification" if spec.task == "cross-encoder" else "feature-extraction"
+
+
+def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Path:
+    """Export with dynamic batch/sequence axes; outputs last_hidden_state (or logits for cross-encoders)."""
+    from optimum.exporters.onnx import main_export
+
+    target = out_dir / "model.onnx"
+    if target.exists():
+        return target
+    tmp = out_dir / "export-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            main_export(str(source.path), tmp, task=optimum_task(spec), opset=OPSET, library_name="transformers",
+                        do_validation=False, local_files_only=True)
+    except Exception as exc:
+        raise ConversionError(f"ONNX export of {source.repo_id} failed: {exc}",
+                              "check that the model's architecture is supported by optimum's ONNX exporter") from exc
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (tmp / "model.onnx").replace(target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -1,0 +1,39 @@
+"""The Hub client: one configured `HfApi` for the endpoint in HF_ENDPOINT, and Hub errors made actionable."""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub import HfApi, constants
+from huggingface_hub.errors import HfHubHTTPError
+
+from .errors import AuthError, HubError
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def make_api(token: str | None = None) -> HfApi:
+    return HfApi(endpoint=hub_endpoint(), token=token or os.environ.get("HF_TOKEN"), library_name="hubforge")
+
+
+def hub_error(exc: HfHubHTTPError, doing: str) -> HubError:
+    """Turn an HTTP error into a one-line error with a fix; never carries the token."""
+    status = exc.response.status_code if exc.response is not None else None
+    server = (exc.server_message or "").strip().splitlines()[0] if exc.server_message else ""
+    detail = f" ({server})" if server else ""
+    if status == 401:
+        return AuthError(f"the Hub rejected the token while {doing}{detail}",
+                         "set HF_TOKEN (or --token) to a valid access token for this Hub")
+    if status == 403:
+        return AuthError(f"the token may not do this while {doing}{detail}",
+                         "use a token with the write role for the target organisation")
+    if status == 404:
+        return HubError(f"not found on the Hub while {doing}{detail}", "check the repo id and revision")
+    if status == 412:
+        return HubError(f"the repo changed under us while {doing}{detail}",
+                        "someone else pushed concurrently; re-run to publish on top of the new head")
+    if status is not None and status >= 500:
+        return HubError(f"the Hub failed ({status}) while {doing}{detail}", "retry later; nothing was published")
+    return HubError(f"Hub request failed ({status}) while {doing}{detail}", "see the message above")

@@ -1,0 +1,131 @@
+"""Stage 8 — publish: one atomic commit per repo, with a manifest that makes republishing decidable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+from huggingface_hub.errors import HfHubHTTPError
+
+from .card import RepoCard
+from .errors import AuthError
+from .hub import hub_error
+from .pipeline import RunResult
+
+MANIFEST = "hubforge.json"
+ROOT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+              "merges.txt", "sentencepiece.bpe.model", "spiece.model", "added_tokens.json", "modules.json",
+              "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json")
+
+
+@dataclass(frozen=True)
+class RepoPlan:
+    """Everything one repo will hold after the push: files by path in the repo."""
+
+    repo_id: str
+    files: dict[str, bytes | Path]
+    manifest: dict
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    url: str
+    commit: str | None
+    changed: bool
+    pr_url: str | None = None
+
+
+def sha256_of(content: bytes | Path) -> str:
+    digest = hashlib.sha256()
+    if isinstance(content, bytes):
+        digest.update(content)
+    else:
+        with content.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def plan_repos(result: RunResult, cards: list[RepoCard]) -> list[RepoPlan]:
+    plans = []
+    for card in cards:
+        variants = [v for v in result.published if v.repo_suffix == card.suffix]
+        files: dict[str, bytes | Path] = {}
+        for name in ROOT_FILES:
+            if (result.source.path / name).exists():
+                files[name] = result.source.path / name
+        for variant in variants:
+            files.update(variant.files)
+        files["README.md"] = card.text.encode()
+        results_json = {**result.as_dict(), "variants": [v.as_dict() for v in variants]}
+        files["results.json"] = json.dumps(results_json, indent=2).encode()
+        manifest = {
+            "hubforge_version": result.hubforge_version,
+            "model": result.spec.id,
+            "upstream": {"repo": result.source.repo_id, "sha": result.source.sha},
+            "spec_hash": result.spec.digest(),
+            "formats": {v.name: v.config for v in variants},
+            "files": {path: sha256_of(content) for path, content in sorted(files.items())},
+        }
+        files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        plans.append(RepoPlan(card.repo_id, files, manifest))
+    return plans
+
+
+def write_local(plans: list[RepoPlan], out_dir: Path) -> list[Path]:
+    """--dry-run: the repos as folders, exactly what would be pushed."""
+    written = []
+    for plan in plans:
+        root = out_dir / plan.repo_id
+        shutil.rmtree(root, ignore_errors=True)
+        for path, content in plan.files.items():
+            target = root / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                shutil.copyfile(content, target)
+        written.append(root)
+    return written
+
+
+def check_write_access(api: HfApi) -> str:
+    """Fail before any upload if the token is missing, invalid or read-only."""
+    if not api.token:
+        raise AuthError("no Hub token", "set HF_TOKEN or pass --token with a write token")
+    try:
+        info = api.whoami()
+    except HfHubHTTPError as exc:
+        raise hub_error(exc, "checking the token") from exc
+    role = info.get("auth", {}).get("accessToken", {}).get("role")
+    if role not in ("write", "fineGrained", None):
+        raise AuthError(f"the token of {info.get('name')} has the {role} role", "use a token with the write role")
+    return info["name"]
+
+
+def push_repo(api: HfApi, plan: RepoPlan, create_pr: bool = False, message: str | None = None) -> PushResult:
+    """One commit with every file, on top of the head we read (parent_commit), so a concurrent push fails loudly."""
+    doing = f"publishing {plan.repo_id}"
+    try:
+        api.create_repo(plan.repo_id, exist_ok=True)
+        head = api.model_info(plan.repo_id).sha
+        existing = {f.path for f in api.list_repo_tree(plan.repo_id, revision=head, recursive=True)
+                    if getattr(f, "size", None) is not None}
+        stale = sorted(existing - set(plan.files) - {".gitattributes"})
+        operations = [CommitOperationAdd(path, content if isinstance(content, bytes) else str(content))
+                      for path, content in sorted(plan.files.items())]
+        operations += [CommitOperationDelete(path) for path in stale]
+        upstream = plan.manifest["upstream"]
+        info = api.create_commit(
+            plan.repo_id, operations=operations, parent_commit=head, create_pr=create_pr,
+            commit_message=message or f"hubforge: {upstream['repo']}@{upstream['sha'][:12]}",
+        )
+    except HfHubHTTPError as exc:
+        raise hub_error(exc, doing) from exc
+    url = f"{api.endpoint}/{plan.repo_id}"
+    return PushResult(plan.repo_id, url, info.oid, info.oid != head, info.pr_url)

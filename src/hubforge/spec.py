@@ -1,0 +1,125 @@
+"""Stage 1 — the model spec: what to convert, how to evaluate it, where to publish it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SpecError
+from .paths import SPECS_DIR
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceSpec(StrictModel):
+    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$", description="upstream repo id, e.g. BAAI/bge-small-en-v1.5")
+    revision: str = "main"
+
+
+class GateSpec(StrictModel):
+    """Minimum fidelity against the fp32 reference; embeddings use cosine, cross-encoders score correlation."""
+
+    min_mean_cosine: float = Field(0.99, ge=-1, le=1)
+    min_p5_cosine: float = Field(0.98, ge=-1, le=1)
+    min_spearman: float = Field(0.98, ge=-1, le=1)
+
+
+class EvaluationSpec(StrictModel):
+    fidelity_texts: str = "banking77"
+    fidelity_samples: int = Field(128, ge=8)
+    retrieval: str | None = None
+    classification: str | None = None
+    reranking: str | None = None
+    sts: str | None = None
+    mteb_tasks: list[str] = []
+    latency_shape: tuple[int, int] = (1, 128)
+    throughput_batch: int = Field(32, ge=1)
+    timed_runs: int = Field(50, ge=5)
+
+
+class PublishSpec(StrictModel):
+    org: str = Field("hubforge", pattern=r"^[\w.-]+$")
+    name: str | None = Field(None, pattern=r"^[\w.-]+$", description="repo base name; defaults to the spec id")
+
+
+class ModelSpec(StrictModel):
+    id: str = Field(pattern=r"^[\w.-]+$")
+    source: SourceSpec
+    task: Literal["sentence-embedding", "cross-encoder", "feature-extraction"]
+    pooling: Literal["mean", "cls"] = "mean"
+    normalize: bool = True
+    query_prefix: str = ""
+    max_length: int = Field(128, ge=8, le=8192)
+    calibration_texts: str = "banking77"
+    formats: dict[str, dict] = Field(default_factory=lambda: {"onnx": {}, "fp16": {}})
+    gate: GateSpec = GateSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
+    publish: PublishSpec = PublishSpec()
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: dict[str, dict]) -> dict[str, dict]:
+        from .targets import TARGETS
+
+        for name, options in formats.items():
+            if name not in TARGETS:
+                raise ValueError(f"unknown format {name!r}; valid formats: {', '.join(TARGETS)}")
+            TARGETS[name].options_model.model_validate(options or {})
+        return {name: options or {} for name, options in formats.items()}
+
+    @property
+    def repo_base(self) -> str:
+        return self.publish.name or self.id
+
+    def digest(self) -> str:
+        """A stable hash of everything that shapes the artifacts, recorded on cards and manifests."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def available_specs(specs_dir: Path = SPECS_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(specs_dir).glob("*.yaml"))
+
+
+def spec_path(name_or_path: str, specs_dir: Path = SPECS_DIR) -> Path:
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.exists():
+            raise SpecError(f"spec file {candidate} does not exist", "check the path, or pass a spec id")
+        return candidate
+    path = Path(specs_dir) / f"{name_or_path}.yaml"
+    if not path.exists():
+        known = ", ".join(available_specs(specs_dir)) or "none"
+        raise SpecError(
+            f"no spec named {name_or_path!r} in {specs_dir}",
+            f"known specs: {known}; or add {path.name} (see `hubforge specs list`)",
+        )
+    return path
+
+
+def load_spec(name_or_path: str, specs_dir: Path = SPECS_DIR) -> ModelSpec:
+    path = spec_path(name_or_path, specs_dir)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path}: not valid YAML: {exc}", "fix the YAML syntax at the position shown") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec must be a YAML mapping", "start from model_specs/all-minilm-l6-v2.yaml")
+    try:
+        return ModelSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(part) for part in err["loc"]) or "(root)"
+            problems.append(f"{field}: {err['msg']}")
+        raise SpecError(
+            f"{path}: invalid spec\n  " + "\n  ".join(problems),
+            "fix the named field(s); `hubforge specs validate` checks every spec",
+        ) from exc

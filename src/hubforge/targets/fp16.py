@@ -1,0 +1,31 @@
+"""`fp16` — half-precision ONNX for TensorRT/DirectML/CUDA GPUs, with fp32 inputs and outputs kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from ..runtimes import OrtRuntime
+from .base import BuildInputs, Target, TargetOptions
+
+
+class OnnxFp16Target(Target):
+    name = "fp16"
+    repo_suffix = "onnx"
+    runtime_name = "onnxruntime"
+    precision = "fp16"
+    hardware = "GPUs via ONNX Runtime TensorRT / CUDA / DirectML"
+    description = "fp16 weights and activations; inputs and outputs stay fp32 so callers change nothing"
+
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        model = onnx.load(str(inputs.fp32_onnx))
+        half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["LayerNormalization"])
+        target = out_dir / "model_fp16.onnx"
+        onnx.save(half, str(target))
+        return {"onnx/model_fp16.onnx": target}
+
+    def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
+        return OrtRuntime(files["onnx/model_fp16.onnx"])

@@ -1,0 +1,46 @@
+"""`int8` — dynamic int8 ONNX for CPUs, at the file name sentence-transformers and transformers.js look for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..runtimes import OrtRuntime
+from .base import BuildInputs, Target, TargetOptions
+
+
+class OnnxDynamicInt8Target(Target):
+    name = "int8"
+    repo_suffix = "onnx"
+    runtime_name = "onnxruntime"
+    precision = "int8"
+    hardware = "x86-64 / ARM CPUs (VNNI, AMX, dot-product instructions)"
+    description = "fused transformer graph with int8 MatMul weights, activations quantized at run time"
+
+    def candidates(self, options: TargetOptions) -> list[dict]:
+        return [
+            {"fused": True, "per_channel": False},
+            {"fused": True, "per_channel": True},
+            {"fused": True, "per_channel": True, "skip_ffn_out": True},
+        ]
+
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.transformers.optimizer import optimize_model
+
+        fused = out_dir / "fused.onnx"
+        optimize_model(str(inputs.fp32_onnx), model_type="bert", num_heads=0, hidden_size=0).save_model_to_file(
+            str(fused)
+        )
+        excluded = []
+        if config.get("skip_ffn_out"):
+            excluded = [n.name for n in onnx.load(str(fused)).graph.node
+                        if n.op_type == "MatMul" and "output/dense" in n.name and "attention" not in n.name]
+        target = out_dir / "model_quantized.onnx"
+        quantize_dynamic(fused, target, weight_type=QuantType.QInt8, per_channel=config["per_channel"],
+                         nodes_to_exclude=excluded, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        fused.unlink()
+        return {"onnx/model_quantized.onnx": target}
+
+    def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
+        return OrtRuntime(files["onnx/model_quantized.onnx"])

@@ -1,0 +1,60 @@
+"""`mnn` — MNN models for mobile and edge CPUs, converted by the MNN wheel's native converter.
+
+The `mnnconvert` console script reports usage to a remote service; `_tools.mnnconvert` is the same converter
+without it, and it is the only one called here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import onnx
+
+from ..errors import ConversionError
+from ..runtimes import MnnRuntime
+from .base import BuildInputs, Target, TargetOptions
+
+
+@contextlib.contextmanager
+def _quiet_fds():
+    """The native converter prints to the C stdout; keep the CLI's progress display clean."""
+    saved = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+class MnnTarget(Target):
+    name = "mnn"
+    repo_suffix = "mnn"
+    runtime_name = "mnn"
+    precision = "int8-weight / fp16"
+    hardware = "ARM and x86 CPUs of phones and edge devices (MNN)"
+    description = "MNN model; int8 weights (dequantized at load) or fp16 weights, whichever passes the gate first"
+
+    def candidates(self, options: TargetOptions) -> list[dict]:
+        return [{"weights": "int8"}, {"weights": "fp16"}]
+
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+        import _tools
+
+        target = out_dir / "model.mnn"
+        args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(inputs.fp32_onnx), "--MNNModel", str(target),
+                "--bizCode", "hubforge"]
+        args += ["--weightQuantBits", "8"] if config["weights"] == "int8" else ["--fp16"]
+        with _quiet_fds():
+            _tools.mnnconvert(args)
+        if not target.exists():
+            raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")
+        return {"mnn/model.mnn": target}
+
+    def load(self, files: dict[str, Path], inputs: BuildInputs) -> MnnRuntime:
+        graph = onnx.load(str(inputs.fp32_onnx), load_external_data=False).graph
+        return MnnRuntime(files["mnn/model.mnn"], [i.name for i in graph.input], graph.output[0].name,
+                          (1, inputs.spec.max_length))

@@ -1,0 +1,87 @@
+"""`ov` and `ov-int8` — OpenVINO IR for Intel CPUs, GPUs and NPUs, at the paths optimum-intel and
+sentence-transformers (backend="openvino") load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from ..runtimes import OpenVinoRuntime
+from .base import BuildInputs, Target, TargetOptions
+
+
+class OpenVinoOptions(TargetOptions):
+    static_shape: bool = Field(False, description="pin [1, max_length] for Intel NPUs, which need static shapes")
+
+
+class OpenVinoInt8Options(OpenVinoOptions):
+    calibration_samples: int = Field(300, ge=4, le=2000)
+
+
+def _convert(inputs: BuildInputs, static_shape: bool):
+    import openvino as ov
+
+    model = ov.convert_model(str(inputs.fp32_onnx))
+    if static_shape:
+        model.reshape({p.get_any_name(): [1, inputs.spec.max_length] for p in model.inputs})
+    return model
+
+
+class OpenVinoTarget(Target):
+    name = "ov"
+    repo_suffix = "openvino"
+    runtime_name = "openvino"
+    precision = "fp16"
+    hardware = "Intel CPUs, integrated/discrete GPUs and NPUs (OpenVINO)"
+    description = "OpenVINO IR with fp16-compressed weights"
+    options_model = OpenVinoOptions
+    file_stem = "openvino/openvino_model"
+
+    def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+        import openvino as ov
+
+        xml = out_dir / "openvino_model.xml"
+        ov.save_model(_convert(inputs, options.static_shape), str(xml), compress_to_fp16=True)
+        return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}
+
+    def load(self, files: dict[str, Path], inputs: BuildInputs) -> OpenVinoRuntime:
+        return OpenVinoRuntime(files[f"{self.file_stem}.xml"])
+
+
+class OpenVinoInt8Target(OpenVinoTarget):
+    name = "ov-int8"
+    precision = "int8"
+    description = "OpenVINO IR with int8 weights and activations, quantized by NNCF (model_type=TRANSFORMER)"
+    options_model = OpenVinoInt8Options
+    file_stem = "openvino/openvino_model_qint8_quantized"
+
+    def candidates(self, options: OpenVinoInt8Options) -> list[dict]:
+        return [{"preset": "performance", "smooth_quant": False}, {"preset": "mixed", "smooth_quant": True}]
+
+    def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: dict, out_dir: Path) -> dict[str, Path]:
+        import nncf
+        import openvino as ov
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(inputs.io.tokenizer_dir)
+        model = _convert(inputs, options.static_shape)
+        names = {p.get_any_name() for p in model.inputs}
+        texts = [inputs.spec.query_prefix + t for t in inputs.calibration_texts[: options.calibration_samples]]
+        pad = {"padding": "max_length"} if options.static_shape else {}
+        items = []
+        for text in texts:
+            enc = tokenizer([text], truncation=True, max_length=inputs.spec.max_length, return_tensors="np", **pad)
+            feed = {k: v.astype("int64") for k, v in enc.items() if k in names}
+            if "token_type_ids" in names and "token_type_ids" not in feed:
+                feed["token_type_ids"] = feed["input_ids"] * 0
+            items.append(feed)
+        preset = nncf.QuantizationPreset.MIXED if config["preset"] == "mixed" else nncf.QuantizationPreset.PERFORMANCE
+        advanced = nncf.AdvancedQuantizationParameters(
+            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=0.95 if config["smooth_quant"] else -1)
+        )
+        quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset, model_type=nncf.ModelType.TRANSFORMER,
+                                  subset_size=len(items), advanced_parameters=advanced)
+        xml = out_dir / "openvino_model_qint8_quantized.xml"
+        ov.save_model(quantized, str(xml), compress_to_fp16=False)
+        return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}
