@@ -16,7 +16,7 @@ from . import __version__
 from .errors import HubforgeError
 
 console = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _format_list(ctx, param, value):
@@ -30,6 +30,18 @@ def _format_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from exc
 
 
+def _quiet_libraries() -> None:
+    """Converters log advice meant for their own developers; hubforge reports what matters itself."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.ERROR)
+    for name in ("transformers", "optimum", "nncf", "onnxruntime", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _run(model: str, formats: list[str] | None, source_dir: Path | None, quality: bool, speed: bool,
          token: str | None = None):
     """Spec → source → reference → targets → evaluation → gate, with progress on the console."""
@@ -38,6 +50,7 @@ def _run(model: str, formats: list[str] | None, source_dir: Path | None, quality
     from .source import fetch_source, local_source
     from .spec import load_spec
 
+    _quiet_libraries()
     spec = load_spec(model)
     formats = formats or list(spec.formats)
     api = make_api(token)
@@ -82,7 +95,28 @@ def _write_results(result, path: Path) -> None:
     console.log(f"results written to {path}")
 
 
-@click.group()
+class HubforgeFailure(click.ClickException):
+    """A HubforgeError shown as `error: ...` plus its hint, exit code 1."""
+
+    def __init__(self, error: HubforgeError):
+        super().__init__(error.message)
+        self.error = error
+
+    def show(self, file=None) -> None:
+        console.print(f"[red]error:[/] {self.error.message}", highlight=False)
+        if self.error.hint:
+            console.print(f"  [bold]hint:[/] {self.error.hint}", highlight=False)
+
+
+class HubforgeGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HubforgeError as exc:
+            raise HubforgeFailure(exc) from exc
+
+
+@click.group(cls=HubforgeGroup)
 @click.version_option(__version__, prog_name="hubforge")
 def cli():
     """Turn Hugging Face encoder models into verified deployment artifacts on the Hub."""
@@ -172,7 +206,7 @@ def card(model, formats, source_dir, out_dir, token):
         console.log(f"card for {repo_card.repo_id}: {path}")
 
 
-@cli.group()
+@cli.group(cls=HubforgeGroup)
 def specs():
     """List and validate model specs."""
 
@@ -203,7 +237,7 @@ def specs_validate(paths):
         out.print(f"[green]ok[/] {path} ({spec.id}, hash {spec.digest()})")
 
 
-@cli.group()
+@cli.group(cls=HubforgeGroup)
 def devhub():
     """The local Hub-compatible server."""
 
@@ -266,16 +300,4 @@ def demo(formats, no_speed):
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        console.print("aborted")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except HubforgeError as exc:
-        console.print(f"[red]error:[/] {exc.message}")
-        if exc.hint:
-            console.print(f"  [bold]hint:[/] {exc.hint}")
-        sys.exit(exc.exit_code)
+    cli(prog_name="hubforge")

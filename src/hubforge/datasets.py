@@ -53,7 +53,7 @@ def sample_texts(name: str, count: int, split: str = "test", seed: int = 0) -> l
     return random.Random(seed).sample(texts, min(count, len(texts)))
 
 
-def banking77_retrieval(queries: int = 200, corpus_per_intent: int = 10, seed: int = 0) -> RetrievalSet:
+def banking77_retrieval(queries: int = 100, corpus_per_intent: int = 5, seed: int = 0) -> RetrievalSet:
     """Intent retrieval: a test query is relevant to every train text of the same intent."""
     rng = random.Random(seed)
     train, test = banking77("train"), banking77("test")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from huggingface_hub import HfApi, constants
-from huggingface_hub.errors import HfHubHTTPError
+from requests import HTTPError
 
 from .errors import AuthError, HubError
 
@@ -18,10 +18,11 @@ def make_api(token: str | None = None) -> HfApi:
     return HfApi(endpoint=hub_endpoint(), token=token or os.environ.get("HF_TOKEN"), library_name="hubforge")
 
 
-def hub_error(exc: HfHubHTTPError, doing: str) -> HubError:
+def hub_error(exc: HTTPError, doing: str) -> HubError:
     """Turn an HTTP error into a one-line error with a fix; never carries the token."""
     status = exc.response.status_code if exc.response is not None else None
-    server = (exc.server_message or "").strip().splitlines()[0] if exc.server_message else ""
+    message = getattr(exc, "server_message", None) or ""
+    server = message.strip().splitlines()[0] if message.strip() else ""
     detail = f" ({server})" if server else ""
     if status == 401:
         return AuthError(f"the Hub rejected the token while {doing}{detail}",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
+from requests import HTTPError
 
 from .card import RepoCard
 from .errors import AuthError
@@ -100,7 +101,7 @@ def check_write_access(api: HfApi) -> str:
         raise AuthError("no Hub token", "set HF_TOKEN or pass --token with a write token")
     try:
         info = api.whoami()
-    except HfHubHTTPError as exc:
+    except HTTPError as exc:
         raise hub_error(exc, "checking the token") from exc
     role = info.get("auth", {}).get("accessToken", {}).get("role")
     if role not in ("write", "fineGrained", None):

@@ -35,7 +35,10 @@ class EvaluationSpec(StrictModel):
     fidelity_texts: str = "banking77"
     fidelity_samples: int = Field(128, ge=8)
     retrieval: str | None = None
+    retrieval_queries: int = Field(100, ge=10)
     classification: str | None = None
+    classification_train: int = Field(600, ge=77)
+    classification_test: int = Field(300, ge=10)
     reranking: str | None = None
     sts: str | None = None
     mteb_tasks: list[str] = []

@@ -38,7 +38,8 @@ def check_mteb_tasks(names: list[str]) -> None:
 
 
 def retrieval(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
-    data = _lookup(datasets.RETRIEVAL_SETS, spec.evaluation.retrieval, "retrieval")()
+    make_set = _lookup(datasets.RETRIEVAL_SETS, spec.evaluation.retrieval, "retrieval")
+    data = make_set(spec.evaluation.retrieval_queries)
     doc_ids = list(data.corpus)
     docs = encoder.embed([data.corpus[d] for d in doc_ids])
     qids = list(data.queries)
@@ -54,12 +55,12 @@ def retrieval(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in scores.items()}
 
 
-def classification(encoder: TextEncoder, spec: ModelSpec, train_size: int = 1000, test_size: int = 500) -> dict:
+def classification(encoder: TextEncoder, spec: ModelSpec) -> dict:
     loader = _lookup(datasets.CLASSIFICATION_SETS, spec.evaluation.classification, "classification")
     rng = np.random.default_rng(0)
     train, test = loader("train"), loader("test")
-    tr = rng.choice(len(train.texts), train_size, replace=False)
-    te = rng.choice(len(test.texts), test_size, replace=False)
+    tr = rng.choice(len(train.texts), spec.evaluation.classification_train, replace=False)
+    te = rng.choice(len(test.texts), spec.evaluation.classification_test, replace=False)
     acc = probe_accuracy(encoder.embed([train.texts[i] for i in tr]), [train.labels[i] for i in tr],
                          encoder.embed([test.texts[i] for i in te]), [test.labels[i] for i in te])
     return {"accuracy": acc}

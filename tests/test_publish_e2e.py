@@ -1,0 +1,142 @@
+"""The real MiniLM published to the local Hub, downloaded with huggingface_hub and run in each format's runtime."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from huggingface_hub import HfApi, ModelCard, snapshot_download
+
+from conftest import READ_TOKEN, cosine
+
+ORG = "hubforge"
+
+
+def download(repo: str) -> str:
+    return snapshot_download(f"{ORG}/{repo}", token=READ_TOKEN)
+
+
+def test_every_format_passed_its_gate(published_minilm):
+    results, output = published_minilm
+    variants = {v["name"]: v for v in results["variants"]}
+    assert set(variants) == {"onnx", "fp16", "int8", "qnn", "amd", "ov", "ov-int8", "mnn"}
+    for name, variant in variants.items():
+        assert variant["passed"], (name, variant["attempts"])
+        assert variant["fidelity"]["mean_cosine"] >= 0.99
+        assert variant["fidelity"]["p5_cosine"] >= 0.98
+    assert "published http://127.0.0.1" in output
+
+
+def test_quantized_targets_record_the_search(published_minilm):
+    """Quantizing every op per-tensor wrecks MiniLM; the gate must have rejected it and kept a later config."""
+    variants = {v["name"]: v for v in published_minilm[0]["variants"]}
+    for name in ("qnn", "amd"):
+        attempts = variants[name]["attempts"]
+        assert attempts[0]["config"]["ops"] == "all" and attempts[0]["gate"].startswith("fail")
+        assert variants[name]["config"]["per_channel"] is True
+        assert variants[name]["config"]["ops"] == "MatMul,Gemm"
+
+
+def test_onnx_repo_loads_in_sentence_transformers(published_minilm, minilm_reference):
+    from sentence_transformers import SentenceTransformer
+
+    texts, reference = minilm_reference
+    path = download("all-minilm-l6-v2-onnx")
+    fp32 = SentenceTransformer(path, backend="onnx", device="cpu")
+    assert cosine(fp32.encode(texts), reference).min() >= 0.999
+    fp16 = SentenceTransformer(path, backend="onnx", device="cpu", model_kwargs={"file_name": "onnx/model_fp16.onnx"})
+    assert cosine(fp16.encode(texts), reference).mean() >= 0.99
+    int8 = SentenceTransformer(path, backend="onnx", device="cpu",
+                               model_kwargs={"file_name": "onnx/model_quantized.onnx"})
+    assert cosine(int8.encode(texts), reference).mean() >= 0.99
+
+
+def test_onnx_repo_loads_in_optimum(published_minilm, minilm_reference):
+    from optimum.onnxruntime import ORTModelForFeatureExtraction
+    from transformers import AutoTokenizer
+
+    texts, reference = minilm_reference
+    path = download("all-minilm-l6-v2-onnx")
+    model = ORTModelForFeatureExtraction.from_pretrained(path, file_name="onnx/model.onnx")
+    enc = AutoTokenizer.from_pretrained(path)(texts, padding=True, truncation=True, return_tensors="pt")
+    hidden = model(**enc).last_hidden_state.numpy()
+    mask = enc["attention_mask"].numpy()[..., None]
+    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    assert cosine(pooled, reference).min() >= 0.999
+
+
+def test_openvino_repo_loads_in_sentence_transformers(published_minilm, minilm_reference):
+    from sentence_transformers import SentenceTransformer
+
+    texts, reference = minilm_reference
+    path = download("all-minilm-l6-v2-openvino")
+    ov = SentenceTransformer(path, backend="openvino", device="cpu")
+    assert cosine(ov.encode(texts), reference).mean() >= 0.999
+    ov8 = SentenceTransformer(path, backend="openvino", device="cpu",
+                              model_kwargs={"file_name": "openvino/openvino_model_qint8_quantized.xml"})
+    assert cosine(ov8.encode(texts), reference).mean() >= 0.99
+
+
+@pytest.mark.parametrize("repo", ["all-minilm-l6-v2-qnn", "all-minilm-l6-v2-amd"])
+def test_npu_qdq_repos_run_in_onnxruntime(published_minilm, minilm_reference, repo):
+    import onnx
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    texts, reference = minilm_reference
+    path = download(repo)
+    graph = onnx.load(f"{path}/onnx/model.onnx").graph
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node), "expected a QDQ graph"
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim] == [1, 128]
+    session = ort.InferenceSession(f"{path}/onnx/model.onnx", providers=["CPUExecutionProvider"])
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    vectors = []
+    for text in texts:
+        enc = tokenizer([text], padding="max_length", max_length=128, truncation=True, return_tensors="np")
+        hidden = session.run(None, {k: v.astype(np.int64) for k, v in enc.items()})[0]
+        mask = enc["attention_mask"][..., None]
+        vectors.append(((hidden * mask).sum(1) / mask.sum(1))[0])
+    assert cosine(np.stack(vectors), reference).mean() >= 0.99
+
+
+def test_mnn_repo_runs_with_the_mnn_python_api(published_minilm, minilm_reference):
+    import MNN.expr as F
+    import MNN.nn as nn
+    from transformers import AutoTokenizer
+
+    texts, reference = minilm_reference
+    path = download("all-minilm-l6-v2-mnn")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    module = nn.load_module_from_file(f"{path}/mnn/model.mnn", names, ["last_hidden_state"])
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    vectors = []
+    for text in texts[:16]:
+        enc = tokenizer([text], padding="max_length", max_length=128, truncation=True, return_tensors="np")
+        args = [F.const(enc[n].astype(np.int32), list(enc[n].shape), F.NCHW, F.int) for n in names]
+        hidden = np.array(module.forward(args)[0].read()).reshape(1, 128, -1)
+        mask = enc["attention_mask"][..., None]
+        vectors.append(((hidden * mask).sum(1) / mask.sum(1))[0])
+    assert cosine(np.stack(vectors), reference[:16]).mean() >= 0.99
+
+
+def test_cards_parse_and_carry_metadata(published_minilm, upstream_minilm):
+    results, _ = published_minilm
+    for suffix in ("onnx", "qnn", "amd", "openvino", "mnn"):
+        path = download(f"all-minilm-l6-v2-{suffix}")
+        card = ModelCard.load(f"{path}/README.md")
+        assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+        assert card.data.base_model_relation == "quantized"
+        assert card.data.license == "apache-2.0"
+        assert upstream_minilm in card.text
+        manifest = json.load(open(f"{path}/hubforge.json"))
+        assert manifest["upstream"] == {"repo": "sentence-transformers/all-MiniLM-L6-v2", "sha": upstream_minilm}
+
+
+def test_published_repo_is_one_commit_per_publish(published_minilm):
+    api = HfApi(token=READ_TOKEN)
+    commits = api.list_repo_commits(f"{ORG}/all-minilm-l6-v2-onnx")
+    assert [c.title for c in commits][1:] == ["initial commit"]
+    files = set(api.list_repo_files(f"{ORG}/all-minilm-l6-v2-onnx"))
+    assert {"onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx", "tokenizer.json",
+            "config.json", "modules.json", "1_Pooling/config.json", "README.md", "hubforge.json"} <= files
