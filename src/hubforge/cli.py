@@ -15,7 +15,7 @@ from rich.table import Table
 from . import __version__
 from .errors import HubforgeError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
 
 
@@ -56,12 +56,12 @@ def _run(model: str, formats: list[str] | None, source_dir: Path | None, quality
     api = make_api(token)
     with console.status(f"[bold]{spec.id}[/]: resolving source") as status:
         source = local_source(spec, source_dir) if source_dir else fetch_source(spec, api)
-        console.log(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
+        console.print(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
 
         def report(message: str) -> None:
             status.update(f"[bold]{spec.id}[/]: {message}")
             if "→" in message or message.startswith("export"):
-                console.log(message)
+                console.print(message)
 
         result = run(spec, source, formats, EvalOptions(quality=quality, speed=speed), report=report)
     return api, result
@@ -92,7 +92,7 @@ def results_table(result) -> Table:
 def _write_results(result, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result.as_dict(), indent=2))
-    console.log(f"results written to {path}")
+    console.print(f"results written to {path}")
 
 
 class HubforgeFailure(click.ClickException):
@@ -137,28 +137,41 @@ FORMATS_HELP = "Comma-separated formats (onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn);
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to main.")
 @click.option("--no-quality", is_flag=True, help="Skip task-quality evaluation (fidelity is always measured).")
 @click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement.")
+@click.option("--if-changed", is_flag=True,
+              help="Only publish when upstream, the spec or hubforge changed since the last publish.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout instead of a table.")
-def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, as_json):
+def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, if_changed,
+            as_json):
     """Convert MODEL (a spec id or spec file) to every format, gate, card and push to the Hub."""
     from .card import render_cards
+    from .hub import make_api
     from .publish import check_write_access, plan_repos, push_repo, write_local
 
     if not dry_run:
-        from .hub import make_api
-
         check_write_access(make_api(token))
+    if if_changed:
+        from .spec import load_spec
+        from .updates import check_spec
+
+        spec = load_spec(model)
+        stale = [s for s in check_spec(make_api(token), spec, formats or list(spec.formats)) if s.stale]
+        if not stale:
+            console.print(f"{spec.id}: every repo is up to date; nothing to publish")
+            return
+        for status in stale:
+            console.print(f"{status.repo_id}: {status.reason}")
     api, result = _run(model, formats, source_dir, not no_quality, not no_speed, token)
     plans = plan_repos(result, render_cards(result))
     _write_results(result, out_dir / f"{result.spec.id}.results.json")
     if dry_run:
         for folder in write_local(plans, out_dir):
-            console.log(f"dry run: wrote {folder}")
+            console.print(f"dry run: wrote {folder}")
     else:
         for plan in plans:
             pushed = push_repo(api, plan, create_pr=create_pr)
             state = "pull request " + pushed.pr_url if pushed.pr_url else ("committed" if pushed.changed else
                                                                             "unchanged")
-            console.log(f"published {pushed.url} ({state})")
+            console.print(f"published {pushed.url} ({state})")
     _show(result, as_json)
     rejected = [v.name for v in result.variants if not v.passed]
     if rejected:
@@ -188,6 +201,39 @@ def evaluate(model, formats, source_dir, results_path, token, no_speed, as_json)
     _show(result, as_json)
 
 
+@cli.command("check-updates")
+@click.argument("models", nargs=-1)
+@click.option("--token", envvar="HF_TOKEN")
+@click.option("--json", "as_json", is_flag=True)
+def check_updates(models, token, as_json):
+    """List published repos that are stale (all specs by default); exits 1 if an upstream can't be read."""
+    from .hub import make_api
+    from .spec import available_specs, load_spec
+    from .updates import check_spec
+
+    api = make_api(token)
+    statuses, failures = [], []
+    for name in models or available_specs():
+        spec = load_spec(name)
+        try:
+            statuses.extend((spec.id, s) for s in check_spec(api, spec, list(spec.formats)))
+        except HubforgeError as exc:
+            failures.append((spec.id, exc))
+    for model_id, exc in failures:
+        console.print(f"[red]{model_id}:[/] {exc.message}")
+    if as_json:
+        out.print_json(json.dumps([{"model": m, **s.as_dict()} for m, s in statuses]))
+        sys.exit(1 if failures else 0)
+    table = Table(title="published repos vs upstream")
+    for column in ("model", "repo", "upstream head", "published from", "status"):
+        table.add_column(column)
+    for model_id, s in statuses:
+        table.add_row(model_id, s.repo_id, s.upstream_head[:12], (s.published_upstream or "—")[:12],
+                      f"[yellow]stale: {s.reason}[/]" if s.stale else "[green]up to date[/]")
+    out.print(table)
+    sys.exit(1 if failures else 0)
+
+
 @cli.command()
 @click.argument("model")
 @click.option("--formats", callback=_format_list, help=FORMATS_HELP)
@@ -203,7 +249,7 @@ def card(model, formats, source_dir, out_dir, token):
         path = out_dir / repo_card.repo_id / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(repo_card.text)
-        console.log(f"card for {repo_card.repo_id}: {path}")
+        console.print(f"card for {repo_card.repo_id}: {path}")
 
 
 @cli.group(cls=HubforgeGroup)
@@ -267,7 +313,7 @@ def devhub_seed(repo_id, folder, token):
     from .hub import make_api
 
     sha = seed_folder(make_api(token), repo_id, folder or bundled_minilm())
-    console.log(f"seeded {repo_id} at {sha}")
+    console.print(f"seeded {repo_id} at {sha}")
 
 
 @cli.command()

@@ -45,11 +45,20 @@ def banking77(split: str) -> LabelledTexts:
     return LabelledTexts([r["text"] for r in rows], [r["category"] for r in rows])
 
 
+@lru_cache(maxsize=None)
+def portuguese(split: str) -> list[str]:
+    """One small set: both splits are the same 64 sentences (see data/portuguese/README.md)."""
+    return (DATA_DIR / "portuguese" / "sentences.txt").read_text(encoding="utf-8").splitlines()
+
+
+TEXT_SETS = {"banking77": lambda split: banking77(split).texts, "portuguese": portuguese}
+
+
 def sample_texts(name: str, count: int, split: str = "test", seed: int = 0) -> list[str]:
     """A reproducible sample of real texts: calibration (test split) and fidelity (train split) sets."""
-    if name != "banking77":
-        raise EvaluationError(f"unknown text set {name!r}", "bundled text sets: banking77")
-    texts = banking77(split).texts
+    if name not in TEXT_SETS:
+        raise EvaluationError(f"unknown text set {name!r}", f"bundled text sets: {', '.join(TEXT_SETS)}")
+    texts = TEXT_SETS[name](split)
     return random.Random(seed).sample(texts, min(count, len(texts)))
 
 

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import HfHubHTTPError
 from requests import HTTPError
 
 from .card import RepoCard
 from .errors import AuthError
-from .hub import hub_error
+from .hub import hub_error, with_retries
 from .pipeline import RunResult
 
 MANIFEST = "hubforge.json"
@@ -109,24 +108,31 @@ def check_write_access(api: HfApi) -> str:
     return info["name"]
 
 
-def push_repo(api: HfApi, plan: RepoPlan, create_pr: bool = False, message: str | None = None) -> PushResult:
-    """One commit with every file, on top of the head we read (parent_commit), so a concurrent push fails loudly."""
-    doing = f"publishing {plan.repo_id}"
-    try:
-        api.create_repo(plan.repo_id, exist_ok=True)
-        head = api.model_info(plan.repo_id).sha
-        existing = {f.path for f in api.list_repo_tree(plan.repo_id, revision=head, recursive=True)
-                    if getattr(f, "size", None) is not None}
-        stale = sorted(existing - set(plan.files) - {".gitattributes"})
-        operations = [CommitOperationAdd(path, content if isinstance(content, bytes) else str(content))
-                      for path, content in sorted(plan.files.items())]
-        operations += [CommitOperationDelete(path) for path in stale]
-        upstream = plan.manifest["upstream"]
-        info = api.create_commit(
-            plan.repo_id, operations=operations, parent_commit=head, create_pr=create_pr,
-            commit_message=message or f"hubforge: {upstream['repo']}@{upstream['sha'][:12]}",
-        )
-    except HfHubHTTPError as exc:
-        raise hub_error(exc, doing) from exc
-    url = f"{api.endpoint}/{plan.repo_id}"
-    return PushResult(plan.repo_id, url, info.oid, info.oid != head, info.pr_url)
+def upstream_tag(sha: str) -> str:
+    return f"upstream-{sha}"
+
+
+def _push_once(api: HfApi, plan: RepoPlan, create_pr: bool) -> PushResult:
+    """One commit with every file, on top of the head just read (parent_commit): a concurrent push fails loudly
+    instead of being overwritten. Re-running after an interruption is safe: files already there are skipped."""
+    api.create_repo(plan.repo_id, exist_ok=True)
+    head = api.model_info(plan.repo_id).sha
+    existing = {f.path for f in api.list_repo_tree(plan.repo_id, revision=head, recursive=True)
+                if getattr(f, "size", None) is not None}
+    stale = sorted(existing - set(plan.files) - {".gitattributes"})
+    operations = [CommitOperationAdd(path, content if isinstance(content, bytes) else str(content))
+                  for path, content in sorted(plan.files.items())]
+    operations += [CommitOperationDelete(path) for path in stale]
+    upstream = plan.manifest["upstream"]
+    info = api.create_commit(plan.repo_id, operations=operations, parent_commit=head, create_pr=create_pr,
+                             commit_message=f"hubforge: {upstream['repo']}@{upstream['sha'][:12]}")
+    if not create_pr:
+        tag = upstream_tag(upstream["sha"])
+        if tag not in {t.name for t in api.list_repo_refs(plan.repo_id).tags}:
+            api.create_tag(plan.repo_id, tag=tag, revision=info.oid,
+                           tag_message=f"built from {upstream['repo']}@{upstream['sha']}")
+    return PushResult(plan.repo_id, f"{api.endpoint}/{plan.repo_id}", info.oid, info.oid != head, info.pr_url)
+
+
+def push_repo(api: HfApi, plan: RepoPlan, create_pr: bool = False) -> PushResult:
+    return with_retries(lambda: _push_once(api, plan, create_pr), f"publishing {plan.repo_id}")

@@ -94,17 +94,17 @@ class OpenVinoRuntime:
 
 
 class MnnRuntime:
-    """MNN's Python Module API, as the card's usage snippet shows; inputs are fixed to the exported shape."""
+    """MNN's Python Module API, as the card's usage snippet shows; it resizes to each batch's shape."""
 
     name = "mnn"
     provider = "cpu"
+    static_shape = None
 
-    def __init__(self, model_path: Path, input_names: list[str], output_name: str, static_shape: tuple[int, int]):
+    def __init__(self, model_path: Path, input_names: list[str], output_name: str):
         import MNN.nn as nn
 
         self._mnn_expr = __import__("MNN.expr", fromlist=["expr"])
         self.inputs = list(input_names)
-        self.static_shape = static_shape
         self.module = nn.load_module_from_file(str(model_path), self.inputs, [output_name])
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:

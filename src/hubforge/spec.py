@@ -31,6 +31,14 @@ class GateSpec(StrictModel):
     min_spearman: float = Field(0.98, ge=-1, le=1)
 
 
+def _known_text_set(name: str) -> str:
+    from .datasets import TEXT_SETS
+
+    if name not in TEXT_SETS:
+        raise ValueError(f"unknown text set {name!r}; bundled: {', '.join(TEXT_SETS)}")
+    return name
+
+
 class EvaluationSpec(StrictModel):
     fidelity_texts: str = "banking77"
     fidelity_samples: int = Field(128, ge=8)
@@ -45,6 +53,8 @@ class EvaluationSpec(StrictModel):
     latency_shape: tuple[int, int] = (1, 128)
     throughput_batch: int = Field(32, ge=1)
     timed_runs: int = Field(50, ge=5)
+
+    _texts = field_validator("fidelity_texts")(_known_text_set)
 
 
 class PublishSpec(StrictModel):
@@ -65,6 +75,8 @@ class ModelSpec(StrictModel):
     gate: GateSpec = GateSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     publish: PublishSpec = PublishSpec()
+
+    _texts = field_validator("calibration_texts")(_known_text_set)
 
     @field_validator("formats")
     @classmethod

@@ -56,5 +56,4 @@ class MnnTarget(Target):
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> MnnRuntime:
         graph = onnx.load(str(inputs.fp32_onnx), load_external_data=False).graph
-        return MnnRuntime(files["mnn/model.mnn"], [i.name for i in graph.input], graph.output[0].name,
-                          (1, inputs.spec.max_length))
+        return MnnRuntime(files["mnn/model.mnn"], [i.name for i in graph.input], graph.output[0].name)
