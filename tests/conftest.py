@@ -5,6 +5,7 @@ HF_ENDPOINT must be set before `huggingface_hub` is imported (it reads it once),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
@@ -78,16 +79,49 @@ def invoke(*args: str, env: dict | None = None):
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
 
 
+@contextlib.contextmanager
+def outbound_guard(allowed_port: int):
+    """Refuse (and record) every TCP connection except to the local Hub's port."""
+    violations = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def allowed(sock, address) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return True
+        return address[0] in ("127.0.0.1", "localhost", "::1") and address[1] == allowed_port
+
+    def connect(sock, address):
+        if not allowed(sock, address):
+            violations.append(address)
+            raise OSError(f"outbound connection to {address} blocked by the test guard")
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        if not allowed(sock, address):
+            violations.append(address)
+            return 111
+        return real_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    try:
+        yield violations
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
 @pytest.fixture(scope="session")
 def published_minilm(upstream_minilm, session_dir):
-    """One `hubforge publish` of the real MiniLM to every format; its outcome is shared by many tests."""
-    out = session_dir / "publish-out"
-    result = invoke("publish", "all-minilm-l6-v2", "--formats", ALL_FORMATS, "--out", str(out),
-                    env={"HF_TOKEN": WRITE_TOKEN})
-    assert result.exit_code == 0, result.output
+    """One `hubforge publish` of the real MiniLM to every format, under the outbound-connection guard;
+    its outcome is shared by many tests."""
     import json
 
-    return json.loads((out / "all-minilm-l6-v2.results.json").read_text()), result.output
+    out = session_dir / "publish-out"
+    with outbound_guard(_PORT) as violations:
+        result = invoke("publish", "all-minilm-l6-v2", "--formats", ALL_FORMATS, "--out", str(out),
+                        env={"HF_TOKEN": WRITE_TOKEN})
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "all-minilm-l6-v2.results.json").read_text())
+    return results, result.output, violations
 
 
 def cosine(a, b):

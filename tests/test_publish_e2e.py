@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 
-from conftest import READ_TOKEN, cosine
+from conftest import READ_TOKEN, WRITE_TOKEN, cosine
 
 ORG = "hubforge"
 
@@ -17,8 +17,12 @@ def download(repo: str) -> str:
     return snapshot_download(f"{ORG}/{repo}", token=READ_TOKEN)
 
 
+def test_publish_opens_no_connection_but_to_the_hub(published_minilm):
+    assert published_minilm[2] == []
+
+
 def test_every_format_passed_its_gate(published_minilm):
-    results, output = published_minilm
+    results, output, _ = published_minilm
     variants = {v["name"]: v for v in results["variants"]}
     assert set(variants) == {"onnx", "fp16", "int8", "qnn", "amd", "ov", "ov-int8", "mnn"}
     for name, variant in variants.items():
@@ -121,7 +125,7 @@ def test_mnn_repo_runs_with_the_mnn_python_api(published_minilm, minilm_referenc
 
 
 def test_cards_parse_and_carry_metadata(published_minilm, upstream_minilm):
-    results, _ = published_minilm
+    results = published_minilm[0]
     for suffix in ("onnx", "qnn", "amd", "openvino", "mnn"):
         path = download(f"all-minilm-l6-v2-{suffix}")
         card = ModelCard.load(f"{path}/README.md")
@@ -131,6 +135,14 @@ def test_cards_parse_and_carry_metadata(published_minilm, upstream_minilm):
         assert upstream_minilm in card.text
         manifest = json.load(open(f"{path}/hubforge.json"))
         assert manifest["upstream"] == {"repo": "sentence-transformers/all-MiniLM-L6-v2", "sha": upstream_minilm}
+        for name in ("README.md", "hubforge.json", "results.json"):
+            assert WRITE_TOKEN not in open(f"{path}/{name}").read()
+    assert WRITE_TOKEN not in published_minilm[1]
+
+
+def test_repos_are_tagged_with_the_upstream_sha(published_minilm, upstream_minilm):
+    tags = HfApi(token=READ_TOKEN).list_repo_refs(f"{ORG}/all-minilm-l6-v2-onnx").tags
+    assert [t.name for t in tags] == [f"upstream-{upstream_minilm}"]
 
 
 def test_published_repo_is_one_commit_per_publish(published_minilm):

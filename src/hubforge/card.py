@@ -10,6 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from .errors import CardError
 from .paths import TEMPLATES_DIR
 from .pipeline import RunResult, VariantResult
+from .plot import PLOT_FILE
 
 PIPELINE_TAGS = {"sentence-embedding": "sentence-similarity", "cross-encoder": "text-classification",
                  "feature-extraction": "feature-extraction"}
@@ -72,8 +73,9 @@ def _environment() -> Environment:
     return env
 
 
-def render_cards(result: RunResult) -> list[RepoCard]:
-    """One card per published repo; formats sharing a repo (onnx, fp16, int8) share its card."""
+def render_cards(result: RunResult, plot: bool = False) -> list[RepoCard]:
+    """One card per published repo; formats sharing a repo (onnx, fp16, int8) share its card.
+    `plot` says whether the variant chart (plot.PLOT_FILE) is published beside it."""
     env = _environment()
     by_repo: dict[str, list[VariantResult]] = {}
     for variant in result.published:
@@ -86,7 +88,7 @@ def render_cards(result: RunResult) -> list[RepoCard]:
             r=result, repo_id=repo_id, suffix=suffix, variants=variants, reference=result.reference,
             quality_keys=list(result.reference.quality), spec=result.spec, source=result.source,
             hardware=result.hardware, siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
-            rejected=[v for v in result.variants if not v.passed],
+            rejected=[v for v in result.variants if not v.passed], plot_file=PLOT_FILE if plot else None,
         )
         header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
         cards.append(RepoCard(repo_id, suffix, f"---\n{header}---\n\n{body}", metadata))

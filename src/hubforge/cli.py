@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -145,6 +146,7 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
     """Convert MODEL (a spec id or spec file) to every format, gate, card and push to the Hub."""
     from .card import render_cards
     from .hub import make_api
+    from .plot import PLOT_FILE, render_variant_plot
     from .publish import check_write_access, plan_repos, push_repo, write_local
 
     if not dry_run:
@@ -161,7 +163,8 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
         for status in stale:
             console.print(f"{status.repo_id}: {status.reason}")
     api, result = _run(model, formats, source_dir, not no_quality, not no_speed, token)
-    plans = plan_repos(result, render_cards(result))
+    plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
+    plans = plan_repos(result, render_cards(result, plot=plot is not None), plot)
     _write_results(result, out_dir / f"{result.spec.id}.results.json")
     if dry_run:
         for folder in write_local(plans, out_dir):
@@ -243,12 +246,16 @@ def check_updates(models, token, as_json):
 def card(model, formats, source_dir, out_dir, token):
     """Render the model cards of MODEL without publishing."""
     from .card import render_cards
+    from .plot import PLOT_FILE, render_variant_plot
 
     _, result = _run(model, formats, source_dir, True, True, token)
-    for repo_card in render_cards(result):
+    plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
+    for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(repo_card.text)
+        if plot:
+            shutil.copyfile(plot, path.parent / PLOT_FILE)
         console.print(f"card for {repo_card.repo_id}: {path}")
 
 

@@ -15,6 +15,7 @@ from .card import RepoCard
 from .errors import AuthError
 from .hub import hub_error, with_retries
 from .pipeline import RunResult
+from .plot import PLOT_FILE
 
 MANIFEST = "hubforge.json"
 ROOT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
@@ -51,7 +52,7 @@ def sha256_of(content: bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def plan_repos(result: RunResult, cards: list[RepoCard]) -> list[RepoPlan]:
+def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = None) -> list[RepoPlan]:
     plans = []
     for card in cards:
         variants = [v for v in result.published if v.repo_suffix == card.suffix]
@@ -62,6 +63,8 @@ def plan_repos(result: RunResult, cards: list[RepoCard]) -> list[RepoPlan]:
         for variant in variants:
             files.update(variant.files)
         files["README.md"] = card.text.encode()
+        if plot is not None:
+            files[PLOT_FILE] = plot
         results_json = {**result.as_dict(), "variants": [v.as_dict() for v in variants]}
         files["results.json"] = json.dumps(results_json, indent=2).encode()
         manifest = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from .storage import ConflictError, Entry, HubStore, git_blob_oid, lfs_pointer, wants_lfs
 
@@ -128,7 +128,8 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
     @app.middleware("http")
     async def faults_and_log(request: Request, call_next):
         path = request.url.path
-        fault = None if path.startswith("/devhub/") else state.take_fault(request.method, path)
+        admin = path in ("/devhub/faults", "/devhub/log", "/devhub/health")
+        fault = None if admin else state.take_fault(request.method, path)
         if fault and fault.mode == "delay":
             await asyncio.sleep(fault.delay)
         elif fault and fault.mode == "status":
@@ -143,8 +144,6 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             async def truncated():
                 yield b'{"error": "conn'
                 raise ConnectionAbortedError("injected dropped connection")
-
-            from fastapi.responses import StreamingResponse
 
             return StreamingResponse(truncated(), headers={"Content-Length": "1000"})
         response = await call_next(request)

@@ -1,0 +1,63 @@
+"""Cards: valid Hub metadata, the measured numbers, a chart, and usage snippets that actually run."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from huggingface_hub import ModelCard, snapshot_download
+
+from conftest import READ_TOKEN
+
+REPOS = ["all-minilm-l6-v2-onnx", "all-minilm-l6-v2-qnn", "all-minilm-l6-v2-amd", "all-minilm-l6-v2-openvino",
+         "all-minilm-l6-v2-mnn"]
+
+
+def card_of(repo: str) -> tuple[str, ModelCard]:
+    path = snapshot_download(f"hubforge/{repo}", token=READ_TOKEN)
+    return path, ModelCard.load(f"{path}/README.md")
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_card_metadata_and_numbers(published_minilm, repo):
+    results = published_minilm[0]
+    path, card = card_of(repo)
+    data = card.data.to_dict()
+    assert data["library_name"] in ("onnx", "openvino", "mnn")
+    assert data["pipeline_tag"] == "sentence-similarity"
+    assert "hubforge" in data["tags"]
+    index = card.data.eval_results
+    assert index, "model-index must carry the evaluation results"
+    variants = {v["name"]: v for v in results["variants"]}
+    for result in index:
+        name = re.search(r"\((.+) artifact\)", result.dataset_name).group(1)
+        assert round(variants[name]["quality"][result.metric_name], 4) == pytest.approx(result.metric_value)
+    for name in (v for v in variants if variants[v]["repo_suffix"] == repo.rsplit("-", 1)[1]):
+        fidelity = variants[name]["fidelity"]
+        assert f"mean {fidelity['mean_cosine']:.4f}" in card.text
+        assert f"{variants[name]['speed']['p50_ms']:.2f}" in card.text
+    assert results["hardware"]["cpu"] in card.text
+    assert "not measured on" in card.text
+    assert "![Latency vs quality retention" in card.text
+    assert open(f"{path}/hubforge_variants.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def snippets(repo: str) -> list[str]:
+    _, card = card_of(repo)
+    return re.findall(r"```python\n(.*?)```", card.text, flags=re.S)
+
+
+@pytest.mark.parametrize("repo", REPOS)
+def test_usage_snippets_run_against_the_published_files(published_minilm, repo):
+    blocks = snippets(repo)
+    assert blocks
+    env = {**os.environ, "HF_TOKEN": READ_TOKEN}
+    for code in blocks:
+        check = "\nimport numpy as _np\n_out = locals().get('embeddings', locals().get('hidden'))\n" \
+                "assert _out is not None and _np.isfinite(_np.asarray(_out)).all() and _np.asarray(_out).size > 0\n"
+        done = subprocess.run([sys.executable, "-c", code + check], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, f"snippet failed:\n{code}\n{done.stderr[-3000:]}"
