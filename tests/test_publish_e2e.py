@@ -62,7 +62,7 @@ def test_onnx_repo_loads_in_optimum(published_minilm, minilm_reference):
 
     texts, reference = minilm_reference
     path = download("all-minilm-l6-v2-onnx")
-    model = ORTModelForFeatureExtraction.from_pretrained(path, file_name="onnx/model.onnx")
+    model = ORTModelForFeatureExtraction.from_pretrained(path, subfolder="onnx", file_name="model.onnx")
     enc = AutoTokenizer.from_pretrained(path)(texts, padding=True, truncation=True, return_tensors="pt")
     hidden = model(**enc).last_hidden_state.numpy()
     mask = enc["attention_mask"].numpy()[..., None]

@@ -69,7 +69,8 @@ def _run(model: str, formats: list[str] | None, source_dir: Path | None, quality
 
 
 def results_table(result) -> Table:
-    quality_keys = [k for k in ("recall@1", "recall@10", "mrr@10", "ndcg@10", "accuracy", "rerank_mrr@10")
+    quality_keys = [k for k in ("recall@1", "recall@10", "mrr@10", "ndcg@10", "accuracy", "rerank_mrr@10",
+                                "sts_spearman")
                     if k in result.reference.quality]
     table = Table(title=f"{result.spec.id} @ {result.source.sha[:12]} — {result.hardware.cpu}")
     for column in ["variant", "gate", "fidelity", *quality_keys, "retention", "p50 ms", "p90 ms", "seq/s", "size MB"]:

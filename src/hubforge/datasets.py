@@ -100,6 +100,49 @@ def banking77_reranking(queries: int = 100, candidates: int = 10, seed: int = 0)
     return RerankingSet("banking77-intent-reranking", out_q, out_c, out_r)
 
 
+@dataclass(frozen=True)
+class PairSet:
+    """STS-shaped: sentence pairs with a gold similarity score."""
+
+    name: str
+    first: list[str]
+    second: list[str]
+    gold: list[float]
+
+
+def banking77_pairs(pairs: int = 300, seed: int = 0) -> PairSet:
+    """Intent similarity: gold 1 for two test texts of the same intent, 0 otherwise (half of each)."""
+    rng = random.Random(seed)
+    test = banking77("test")
+    by_intent: dict[str, list[int]] = {}
+    for i, label in enumerate(test.labels):
+        by_intent.setdefault(label, []).append(i)
+    intents = sorted(by_intent)
+    first, second, gold = [], [], []
+    for n in range(pairs):
+        a_intent = rng.choice(intents)
+        a, b = rng.sample(by_intent[a_intent], 2)
+        if n % 2:
+            b = rng.choice(by_intent[rng.choice([i for i in intents if i != a_intent])])
+        first.append(test.texts[a])
+        second.append(test.texts[b])
+        gold.append(float(test.labels[a] == test.labels[b]))
+    return PairSet("banking77-intent-pairs", first, second, gold)
+
+
+def csv_pairs(path: str) -> PairSet:
+    """A user's own STS file: CSV with columns sentence1, sentence2, score."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = {"sentence1", "sentence2", "score"} - set(rows[0] if rows else {})
+    if missing:
+        raise EvaluationError(f"{path} lacks column(s) {', '.join(sorted(missing))}",
+                              "an STS CSV needs sentence1, sentence2 and score columns")
+    return PairSet(path, [r["sentence1"] for r in rows], [r["sentence2"] for r in rows],
+                   [float(r["score"]) for r in rows])
+
+
+STS_SETS = {"banking77": banking77_pairs}
 RETRIEVAL_SETS = {"banking77": banking77_retrieval}
 RERANKING_SETS = {"banking77": banking77_reranking}
 CLASSIFICATION_SETS = {"banking77": banking77}

@@ -8,7 +8,7 @@ from .. import datasets
 from ..errors import EvaluationError
 from ..runtimes import TextEncoder
 from ..spec import ModelSpec
-from .metrics import mrr_at_k, ndcg_at_k, probe_accuracy, recall_at_k
+from .metrics import mrr_at_k, ndcg_at_k, probe_accuracy, recall_at_k, spearman
 
 RECALL_KS = (1, 3, 5, 10)
 
@@ -82,6 +82,20 @@ def reranking(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
     return {"rerank_mrr@10": float(np.mean(mrr)), "rerank_ndcg@10": float(np.mean(ndcg))}
 
 
+def sts(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
+    """Spearman between predicted similarity (cosine, or cross-encoder score) and gold scores."""
+    name = spec.evaluation.sts
+    data = datasets.csv_pairs(name) if name.endswith(".csv") else _lookup(datasets.STS_SETS, name, "sts")()
+    if spec.task == "cross-encoder":
+        predicted = encoder.score(data.first, data.second)
+    else:
+        a, b = encoder.embed(data.first), encoder.embed(data.second)
+        a /= np.linalg.norm(a, axis=1, keepdims=True)
+        b /= np.linalg.norm(b, axis=1, keepdims=True)
+        predicted = (a * b).sum(axis=1)
+    return {"sts_spearman": spearman(predicted, np.asarray(data.gold))}
+
+
 def evaluate_quality(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
     """Every quality metric the spec asks for, flat: {'recall@1': ..., 'accuracy': ...}."""
     results: dict[str, float] = {}
@@ -91,4 +105,6 @@ def evaluate_quality(encoder: TextEncoder, spec: ModelSpec) -> dict[str, float]:
         results.update(classification(encoder, spec))
     if spec.evaluation.reranking:
         results.update(reranking(encoder, spec))
+    if spec.evaluation.sts:
+        results.update(sts(encoder, spec))
     return results
