@@ -90,7 +90,7 @@ def test_create_pr_leaves_main_alone(api, own_upstream, session_dir):
     {"count": 2, "status": 503, "retry_after": 0.2, "path_contains": "/commit/", "method": "POST"},
     {"count": 1, "status": 429, "retry_after": 0.1, "path_contains": "/preupload/"},
     {"count": 1, "status": 500, "path_contains": "/info/lfs/objects/batch"},
-    {"count": 1, "mode": "drop", "path_contains": "/devhub/lfs/"},
+    {"count": 1, "mode": "drop", "path_contains": "/commit/", "method": "POST"},
 ])
 def test_transient_faults_are_retried_without_loss_or_duplicates(devhub, upstream_minilm, session_dir, fault):
     name = f"minilm-fault-{fault.get('mode', 'status')}-{fault.get('status', 0)}"
@@ -160,3 +160,23 @@ def test_concurrent_push_is_refused_not_overwritten(devhub, api):
     worker.join(30)
     assert errors and "changed under us" in errors[0].message
     assert HfApi(token=READ_TOKEN).model_info(repo).sha == theirs
+
+
+def test_connection_dropped_mid_lfs_upload_is_retried(devhub, api, tmp_path):
+    """A fresh blob (the Hub deduplicates known ones) whose upload connection drops once."""
+    import os as _os
+
+    from hubforge.publish import RepoPlan, push_repo
+
+    repo = "hubforge/lfs-drop"
+    blob = tmp_path / "model.onnx"
+    blob.write_bytes(_os.urandom(300_000))
+    plan = RepoPlan(repo, {"onnx/model.onnx": blob, "README.md": b"# x\n"},
+                    {"upstream": {"repo": "x/y", "sha": "1" * 40}})
+    inject(devhub, {"count": 1, "mode": "drop", "path_contains": "/devhub/lfs/"})
+    pushed = push_repo(api, plan)
+    assert not devhub.state.faults, "the fault was never hit"
+    assert pushed.changed
+    downloaded = hf_hub_download(repo, "onnx/model.onnx", token=READ_TOKEN, cache_dir=tmp_path / "dl")
+    assert open(downloaded, "rb").read() == blob.read_bytes()
+    assert len(HfApi(token=READ_TOKEN).list_repo_commits(repo)) == 2

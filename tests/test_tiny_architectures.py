@@ -27,7 +27,7 @@ def make_tiny_model(folder, task: str):
 
     tokenizer = AutoTokenizer.from_pretrained(bundled_minilm())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=128, num_labels=1)
+                        intermediate_size=128, num_labels=1, initializer_range=0.3)
     torch.manual_seed(0)
     model = (BertForSequenceClassification if task == "cross-encoder" else BertModel)(config).eval()
     model.save_pretrained(folder)

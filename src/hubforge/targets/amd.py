@@ -9,7 +9,8 @@ from pydantic import Field
 
 from ..runtimes import OrtRuntime
 from .base import BuildInputs, Target, TargetOptions
-from .qdq import QUANT_TYPES, TextCalibrationReader, fix_shape
+from .qdq import (CALIBRATION_METHODS, QUANT_TYPES, TextCalibrationReader, ffn_output_matmuls, fix_shape,
+                  qdq_candidates)
 
 
 class AmdOptions(TargetOptions):
@@ -28,20 +29,14 @@ class AmdQdqTarget(Target):
     options_model = AmdOptions
 
     def candidates(self, options: AmdOptions) -> list[dict]:
-        steps = [
-            {"activation_type": options.activation_type, "per_channel": False, "ops": "all"},
-            {"activation_type": options.activation_type, "per_channel": True, "ops": "MatMul,Gemm"},
-        ]
-        if options.activation_type != "uint16":
-            steps.append({"activation_type": "uint16", "per_channel": True, "ops": "MatMul,Gemm"})
-        return steps
+        return qdq_candidates(options.activation_type, {})
 
     def build(self, inputs: BuildInputs, options: AmdOptions, config: dict, out_dir: Path) -> dict[str, Path]:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+        from onnxruntime.quantization import QuantFormat, quantize_static
 
         seq = options.sequence_length or inputs.spec.max_length
         fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq)
-        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples, seq)
+        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config["samples_x"], seq)
         target = out_dir / "model.onnx"
         quantize_static(
             fixed,
@@ -52,7 +47,8 @@ class AmdQdqTarget(Target):
             per_channel=config["per_channel"],
             activation_type=QUANT_TYPES[config["activation_type"]],
             weight_type=QUANT_TYPES["int8"],
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CALIBRATION_METHODS[config["calibration"]],
+            nodes_to_exclude=ffn_output_matmuls(fixed) if config["exclude_ffn_out"] else None,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
                            "UseQDQContribOps": config["activation_type"] == "uint16"},
         )

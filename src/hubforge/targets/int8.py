@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..runtimes import OrtRuntime
 from .base import BuildInputs, Target, TargetOptions
+from .qdq import ffn_output_matmuls
 
 
 class OnnxDynamicInt8Target(Target):
@@ -32,10 +33,7 @@ class OnnxDynamicInt8Target(Target):
         optimize_model(str(inputs.fp32_onnx), model_type="bert", num_heads=0, hidden_size=0).save_model_to_file(
             str(fused)
         )
-        excluded = []
-        if config.get("skip_ffn_out"):
-            excluded = [n.name for n in onnx.load(str(fused)).graph.node
-                        if n.op_type == "MatMul" and "output/dense" in n.name and "attention" not in n.name]
+        excluded = ffn_output_matmuls(fused) if config.get("skip_ffn_out") else []
         target = out_dir / "model_quantized.onnx"
         quantize_dynamic(fused, target, weight_type=QuantType.QInt8, per_channel=config["per_channel"],
                          nodes_to_exclude=excluded, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})

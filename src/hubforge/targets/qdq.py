@@ -1,4 +1,5 @@
-"""Shared by the NPU targets: fixed-shape graphs and a calibration reader over real texts."""
+"""Shared by the quantizing targets: fixed-shape graphs, a calibration reader over real texts, and the ordered
+configuration search for QDQ graphs."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, QuantType
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType
 from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
 
 from ..runtimes import INPUT_NAMES
@@ -48,3 +49,30 @@ class TextCalibrationReader(CalibrationDataReader):
 
     def get_next(self):
         return next(self._feeds, None)
+
+
+CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}
+
+
+def qdq_candidates(activation_type: str, base: dict) -> list[dict]:
+    """In order of cost to the NPU: every op per-tensor (fastest, usually wrecks encoders), then per-channel
+    MatMul/Gemm only, then 4x the calibration texts with percentile ranges, then the sensitive FFN-output MatMuls
+    left in float, and last 16-bit activations."""
+    matmul = {**base, "activation_type": activation_type, "per_channel": True, "ops": "MatMul,Gemm",
+              "calibration": "minmax", "samples_x": 1, "exclude_ffn_out": False}
+    steps = [
+        {**matmul, "per_channel": False, "ops": "all"},
+        matmul,
+        {**matmul, "calibration": "percentile", "samples_x": 4},
+        {**matmul, "calibration": "percentile", "samples_x": 4, "exclude_ffn_out": True},
+    ]
+    if activation_type != "uint16":
+        steps.append({**matmul, "activation_type": "uint16"})
+    return steps
+
+
+def ffn_output_matmuls(model_path: Path) -> list[str]:
+    """The MatMuls after GELU in each layer: their inputs carry the activation outliers that break 8-bit ranges."""
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return [n.name for n in graph.node
+            if n.op_type == "MatMul" and "/output/dense/" in n.name and "attention" not in n.name]

@@ -9,7 +9,8 @@ from pydantic import Field
 
 from ..runtimes import OrtRuntime
 from .base import BuildInputs, Target, TargetOptions
-from .qdq import QUANT_TYPES, TextCalibrationReader, fix_shape
+from .qdq import (CALIBRATION_METHODS, QUANT_TYPES, TextCalibrationReader, ffn_output_matmuls, fix_shape,
+                  qdq_candidates)
 
 
 class QnnOptions(TargetOptions):
@@ -29,16 +30,7 @@ class QnnQdqTarget(Target):
     options_model = QnnOptions
 
     def candidates(self, options: QnnOptions) -> list[dict]:
-        """All ops per-tensor is fastest on an NPU but wrecks encoders; each later step costs speed for accuracy."""
-        act = options.activation_type
-        base = {"activation_type": act, "weight_type": options.weight_type}
-        steps = [
-            {**base, "per_channel": False, "ops": "all"},
-            {**base, "per_channel": True, "ops": "MatMul,Gemm"},
-        ]
-        if act != "uint16":
-            steps.append({**base, "activation_type": "uint16", "per_channel": True, "ops": "MatMul,Gemm"})
-        return steps
+        return qdq_candidates(options.activation_type, {"weight_type": options.weight_type})
 
     def build(self, inputs: BuildInputs, options: QnnOptions, config: dict, out_dir: Path) -> dict[str, Path]:
         from onnxruntime.quantization import quantize
@@ -46,14 +38,16 @@ class QnnQdqTarget(Target):
 
         seq = options.sequence_length or inputs.spec.max_length
         fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq)
-        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples, seq)
+        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config["samples_x"], seq)
         qnn_config = get_qnn_qdq_config(
             fixed,
             reader,
+            calibrate_method=CALIBRATION_METHODS[config["calibration"]],
             activation_type=QUANT_TYPES[config["activation_type"]],
             weight_type=QUANT_TYPES[config["weight_type"]],
             per_channel=config["per_channel"],
             op_types_to_quantize=None if config["ops"] == "all" else config["ops"].split(","),
+            nodes_to_exclude=ffn_output_matmuls(fixed) if config["exclude_ffn_out"] else None,
         )
         target = out_dir / "model.onnx"
         quantize(fixed, target, qnn_config)

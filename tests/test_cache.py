@@ -1,0 +1,31 @@
+"""A re-run converts nothing: artifacts are cached by (upstream sha, spec hash, hubforge version)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import ALL_FORMATS
+
+
+def snapshot(root: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def test_rerun_reuses_every_converted_artifact(published_minilm, api, upstream_minilm, tmp_path):
+    from hubforge.pipeline import EvalOptions, run
+    from hubforge.source import fetch_source
+    from hubforge.spec import load_spec
+
+    cache = Path(os.environ["HUBFORGE_CACHE"])
+    before = snapshot(cache)
+    assert any(p.endswith("built.json") for p in before)
+    spec = load_spec("all-minilm-l6-v2")
+    source = fetch_source(spec, api)
+    result = run(spec, source, ALL_FORMATS.split(","), EvalOptions(quality=False, speed=False))
+    assert all(v.passed for v in result.variants)
+    after = snapshot(cache)
+    assert after == before, sorted(set(after.items()) ^ set(before.items()))[:5]
+    key = f"{source.sha[:12]}-{spec.digest()}"
+    exports = [p for p in after if key in p and p.endswith(os.path.join("export", "model.onnx"))]
+    assert len(exports) == 1, "all formats must start from one fp32 export"
