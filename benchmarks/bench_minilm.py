@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import logging
 import os
@@ -33,6 +34,8 @@ from hubforge.pipeline import EvalOptions, model_io, run
 from hubforge.runtimes import OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime
 from hubforge.source import local_source
 from hubforge.spec import load_spec
+from hubforge.targets import TARGETS
+from hubforge.targets.base import BuildInputs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ALL = "onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn"
@@ -61,7 +64,7 @@ def st_helper_artifacts(model_dir: Path, work: Path, calibration: list[str]) -> 
                  "st dynamic int8 (avx512_vnni)": work / "onnx" / "model_qint8_avx512_vnni.onnx"}
 
     # export_static_quantized_openvino_model calibrates on glue/sst2 from the Hub, which this machine cannot reach;
-    # the same recipe (OVQuantizer, default OVQuantizationConfig, 300 samples padded to 384) on Banking77 texts:
+    # the same recipe (OVQuantizer, default OVQuantizationConfig, texts padded to 384) on Banking77 texts:
     from datasets import Dataset
     from optimum.intel import OVConfig, OVQuantizationConfig, OVQuantizer
 
@@ -71,7 +74,7 @@ def st_helper_artifacts(model_dir: Path, work: Path, calibration: list[str]) -> 
     dataset = Dataset.from_dict(dict(encoded))
     ov_dir = work / "ov-static"
     quantizer.quantize(dataset, save_directory=str(ov_dir), ov_config=OVConfig(quantization_config=OVQuantizationConfig()))
-    artifacts["st static int8 OpenVINO (recipe)"] = ov_dir / "openvino_model.xml"
+    artifacts["st static int8 OpenVINO (recipe)"] = ov_dir / "openvino" / "openvino_model.xml"
     return artifacts
 
 
@@ -92,30 +95,30 @@ def main() -> None:
 
     console.print("building hubforge artifacts (cached after the first run) …")
     result = run(spec, source, args.formats.split(","), EvalOptions(quality=False, speed=False))
-    runtimes = [("pytorch fp32", "baseline", TorchRuntime(source.path, spec.task))]
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        helpers = st_helper_artifacts(source.path, Path(tmp), sample_texts("banking77", 300, seed=1))
-        for name, path in helpers.items():
-            runtime = OpenVinoRuntime(path) if path.suffix == ".xml" else OrtRuntime(path)
-            runtimes.append((name, "sentence-transformers helper", runtime))
-        for variant in result.published:
-            from hubforge.targets import TARGETS
-            from hubforge.targets.base import BuildInputs
-
-            inputs = BuildInputs(spec, source, Path(), [], io_)
-            runtimes.append((f"hubforge {variant.name}", "hubforge",
-                             TARGETS[variant.name]().load(variant.files, inputs)))
-
+    inputs = BuildInputs(spec, source, Path(), [], io_)
+    with tempfile.TemporaryDirectory() as tmp:
+        with contextlib.redirect_stdout(io.StringIO()):
+            helpers = st_helper_artifacts(source.path, Path(tmp), sample_texts("banking77", 300, seed=1))
+        # (name, origin, how to open it): each runtime is opened just before it is measured and closed after,
+        # so no idle session's threads compete with the one being timed
+        contenders = [("pytorch fp32", "baseline", lambda: TorchRuntime(source.path, spec.task))]
+        contenders += [(name, "sentence-transformers helper",
+                        lambda p=path: OpenVinoRuntime(p) if p.suffix == ".xml" else OrtRuntime(p))
+                       for name, path in helpers.items()]
+        contenders += [(f"hubforge {v.name}", "hubforge", lambda v=v: TARGETS[v.name]().load(v.files, inputs))
+                       for v in result.published]
         reference = None
         rows = []
-        for name, origin, runtime in runtimes:
-            encoder = TextEncoder(io_, runtime)
+        for name, origin, open_runtime in contenders:
+            encoder = TextEncoder(io_, open_runtime())
             vectors = encoder.embed(texts)
             reference = vectors if reference is None else reference
             speed = measure_speed(encoder, texts, (1, 128), 32, args.runs, threads)
             rows.append(Row(name, origin, speed.p50_ms, speed.sequences_per_s,
                             float(cosine_rows(reference, vectors).mean())))
             console.print(f"  measured {name}: p50 {speed.p50_ms:.2f} ms", highlight=False)
+            del encoder
+            gc.collect()
 
     base = rows[0]
     hw = fingerprint()
@@ -152,7 +155,7 @@ def main() -> None:
         f"Peak RSS of the benchmark process: {peak_mb:.0f} MB.",
         "",
         "The OpenVINO static int8 helper row follows export_static_quantized_openvino_model's recipe "
-        "(OVQuantizer, default OVQuantizationConfig, 300 samples padded to 384) with Banking77 calibration texts, "
+        "(OVQuantizer, default OVQuantizationConfig, texts padded to 384) with Banking77 calibration texts, "
         "because the helper's own calibration set (glue/sst2) has to be downloaded from the Hub.",
         "",
     ]))

@@ -40,7 +40,11 @@ def test_card_metadata_and_numbers(published_minilm, repo):
         assert f"mean {fidelity['mean_cosine']:.4f}" in card.text
         assert f"{variants[name]['speed']['p50_ms']:.2f}" in card.text
     assert results["hardware"]["cpu"] in card.text
-    assert "not measured on" in card.text
+    npu_or_gpu = [v for v in variants.values()
+                  if v["repo_suffix"] == repo.rsplit("-", 1)[1] and not v["cpu_target"]]
+    for variant in npu_or_gpu:
+        assert f"{variant['name']} was not measured on {variant['target_hardware']}" in card.text
+    assert ("not measured on" in card.text) == bool(npu_or_gpu)
     assert "![Latency vs quality retention" in card.text
     assert open(f"{path}/hubforge_variants.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 

@@ -32,6 +32,7 @@ class VariantResult:
     runtime: str
     precision: str
     target_hardware: str
+    cpu_target: bool
     repo_suffix: str | None
     passed: bool
     gate: str
@@ -47,7 +48,7 @@ class VariantResult:
     def as_dict(self) -> dict:
         return {
             "name": self.name, "runtime": self.runtime, "precision": self.precision,
-            "target_hardware": self.target_hardware, "repo_suffix": self.repo_suffix, "passed": self.passed,
+            "target_hardware": self.target_hardware, "cpu_target": self.cpu_target, "repo_suffix": self.repo_suffix, "passed": self.passed,
             "gate": self.gate, "config": self.config, "attempts": self.attempts,
             "fidelity": self.fidelity.as_dict() if self.fidelity else None, "quality": self.quality,
             "retention": self.retention, "speed": self.speed.as_dict() if self.speed else None,
@@ -130,7 +131,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
 
     report("evaluate: fp32 reference")
     ref_quality, ref_speed = _measure(reference_encoder, spec, options, fidelity_texts)
-    reference = VariantResult("fp32 (PyTorch)", "pytorch", "fp32", "reference", None, True, "reference", {}, [],
+    reference = VariantResult("fp32 (PyTorch)", "pytorch", "fp32", "reference", True, None, True, "reference", {}, [],
                               None, ref_quality, {}, ref_speed, sum(p.stat().st_size for p in
                                                                      source.path.glob("*.safetensors")))
     variants = []
@@ -142,7 +143,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
             quality, speed = _measure(TextEncoder(io, runtime), spec, options, fidelity_texts)
         target = artifact.target
         variants.append(VariantResult(
-            artifact.format, target.runtime_name, target.precision, target.hardware, target.repo_suffix,
+            artifact.format, target.runtime_name, target.precision, target.hardware, target.cpu_target,
+            target.repo_suffix,
             artifact.passed, artifact.chosen.decision.summary(), artifact.chosen.config,
             [a.as_dict() for a in artifact.attempts], artifact.chosen.fidelity, quality,
             _retention(quality, ref_quality), speed, artifact.size_bytes, artifact.files,

@@ -100,12 +100,13 @@ class MnnRuntime:
     provider = "cpu"
     static_shape = None
 
-    def __init__(self, model_path: Path, input_names: list[str], output_name: str):
+    def __init__(self, model_path: Path):
         import MNN.nn as nn
 
         self._mnn_expr = __import__("MNN.expr", fromlist=["expr"])
-        self.inputs = list(input_names)
-        self.module = nn.load_module_from_file(str(model_path), self.inputs, [output_name])
+        info = nn.load_module_from_file(str(model_path), [], []).get_info()
+        self.inputs = list(info["inputNames"])
+        self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1])
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         F = self._mnn_expr

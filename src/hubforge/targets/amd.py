@@ -26,6 +26,7 @@ class AmdQdqTarget(Target):
     precision = "qdq"
     hardware = "AMD Ryzen AI NPU (ONNX Runtime VitisAI execution provider)"
     description = "QDQ ONNX with symmetric int8 weights and a fixed input shape, the layout VitisAI compiles"
+    cpu_target = False
     options_model = AmdOptions
 
     def candidates(self, options: AmdOptions) -> list[dict]:

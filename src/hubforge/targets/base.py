@@ -40,6 +40,7 @@ class Target(ABC):
     precision: ClassVar[str]
     hardware: ClassVar[str]
     description: ClassVar[str]
+    cpu_target: ClassVar[bool] = True  # False where a CPU timing says nothing about the intended hardware
     options_model: ClassVar[type[TargetOptions]] = TargetOptions
 
     def candidates(self, options: TargetOptions) -> list[dict]:

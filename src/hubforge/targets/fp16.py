@@ -17,6 +17,7 @@ class OnnxFp16Target(Target):
     precision = "fp16"
     hardware = "GPUs via ONNX Runtime TensorRT / CUDA / DirectML"
     description = "fp16 weights and activations; inputs and outputs stay fp32 so callers change nothing"
+    cpu_target = False
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
         from onnxruntime.transformers.float16 import convert_float_to_float16

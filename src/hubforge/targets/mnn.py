@@ -10,8 +10,6 @@ import contextlib
 import os
 from pathlib import Path
 
-import onnx
-
 from ..errors import ConversionError
 from ..runtimes import MnnRuntime
 from .base import BuildInputs, Target, TargetOptions
@@ -55,5 +53,4 @@ class MnnTarget(Target):
         return {"mnn/model.mnn": target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> MnnRuntime:
-        graph = onnx.load(str(inputs.fp32_onnx), load_external_data=False).graph
-        return MnnRuntime(files["mnn/model.mnn"], [i.name for i in graph.input], graph.output[0].name)
+        return MnnRuntime(files["mnn/model.mnn"])

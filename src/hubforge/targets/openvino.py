@@ -3,6 +3,8 @@ sentence-transformers (backend="openvino") load."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 from pydantic import Field
@@ -20,9 +22,13 @@ class OpenVinoInt8Options(OpenVinoOptions):
 
 
 def _convert(inputs: BuildInputs, static_shape: bool):
-    import openvino as ov
+    """optimum-intel's export from PyTorch: OpenVINO fuses attention from this graph, not from the opset-17 ONNX
+    one (MiniLM [1,128]: 9.5 ms vs 11.7 ms fp32, 6.6 ms vs 9.3 ms int8 on the 2-core dev box)."""
+    from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
 
-    model = ov.convert_model(str(inputs.fp32_onnx))
+    cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True).model
     if static_shape:
         model.reshape({p.get_any_name(): [1, inputs.spec.max_length] for p in model.inputs})
     return model
@@ -57,7 +63,10 @@ class OpenVinoInt8Target(OpenVinoTarget):
     file_stem = "openvino/openvino_model_qint8_quantized"
 
     def candidates(self, options: OpenVinoInt8Options) -> list[dict]:
-        return [{"preset": "performance", "smooth_quant": False}, {"preset": "mixed", "smooth_quant": True}]
+        """Symmetric activations (performance preset) are fastest on CPUs; SmoothQuant then asymmetric activations
+        (mixed preset) trade speed for accuracy."""
+        return [{"preset": "performance", "smooth_quant": False}, {"preset": "performance", "smooth_quant": True},
+                {"preset": "mixed", "smooth_quant": True}]
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: dict, out_dir: Path) -> dict[str, Path]:
         import nncf

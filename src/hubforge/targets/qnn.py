@@ -27,6 +27,7 @@ class QnnQdqTarget(Target):
     precision = "qdq"
     hardware = "Qualcomm Hexagon NPU (ONNX Runtime QNN execution provider)"
     description = "QDQ-quantized ONNX with a fixed input shape, as the QNN HTP backend needs"
+    cpu_target = False
     options_model = QnnOptions
 
     def candidates(self, options: QnnOptions) -> list[dict]:
