@@ -37,6 +37,13 @@ class RerankingSet:
     relevant: list[list[bool]]
 
 
+def _indices_by_label(labels: list[str]) -> dict[str, list[int]]:
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    return by_label
+
+
 @lru_cache(maxsize=None)
 def banking77(split: str) -> LabelledTexts:
     path = DATA_DIR / "banking77" / f"{split}.csv"
@@ -66,9 +73,7 @@ def banking77_retrieval(queries: int = 100, corpus_per_intent: int = 5, seed: in
     """Intent retrieval: a test query is relevant to every train text of the same intent."""
     rng = random.Random(seed)
     train, test = banking77("train"), banking77("test")
-    by_intent: dict[str, list[int]] = {}
-    for i, label in enumerate(train.labels):
-        by_intent.setdefault(label, []).append(i)
+    by_intent = _indices_by_label(train.labels)
     corpus, doc_intent = {}, {}
     for label, idxs in sorted(by_intent.items()):
         for i in rng.sample(idxs, min(corpus_per_intent, len(idxs))):
@@ -84,9 +89,7 @@ def banking77_reranking(queries: int = 100, candidates: int = 10, seed: int = 0)
     """Candidate lists for cross-encoders: 2 texts of the query's intent among random others, shuffled."""
     rng = random.Random(seed)
     train, test = banking77("train"), banking77("test")
-    by_intent: dict[str, list[int]] = {}
-    for i, label in enumerate(train.labels):
-        by_intent.setdefault(label, []).append(i)
+    by_intent = _indices_by_label(train.labels)
     out_q, out_c, out_r = [], [], []
     for qi in rng.sample(range(len(test.texts)), queries):
         label = test.labels[qi]
@@ -114,9 +117,7 @@ def banking77_pairs(pairs: int = 300, seed: int = 0) -> PairSet:
     """Intent similarity: gold 1 for two test texts of the same intent, 0 otherwise (half of each)."""
     rng = random.Random(seed)
     test = banking77("test")
-    by_intent: dict[str, list[int]] = {}
-    for i, label in enumerate(test.labels):
-        by_intent.setdefault(label, []).append(i)
+    by_intent = _indices_by_label(test.labels)
     intents = sorted(by_intent)
     first, second, gold = [], [], []
     for n in range(pairs):
