@@ -127,7 +127,6 @@ def test_mnn_repo_runs_with_the_mnn_python_api(published_minilm, minilm_referenc
 
 
 def test_cards_parse_and_carry_metadata(published_minilm, upstream_minilm):
-    results = published_minilm[0]
     for suffix in ("onnx", "qnn", "amd", "openvino", "mnn"):
         path = download(f"all-minilm-l6-v2-{suffix}")
         card = ModelCard.load(f"{path}/README.md")

@@ -18,6 +18,8 @@ from . import __version__
 from .evaluation.fidelity import Fidelity, measure_fidelity
 from .gate import GateDecision, check_gate
 from .runtimes import TextEncoder
+from .source import SourceModel
+from .spec import ModelSpec
 from .targets import TARGETS
 from .targets.base import BuildInputs, Target, config_label
 
@@ -55,8 +57,8 @@ class BuiltArtifact:
         return sum(p.stat().st_size for p in self.files.values())
 
 
-def cache_key(inputs: BuildInputs) -> str:
-    return f"{inputs.source.sha[:12]}-{inputs.spec.digest()}-hubforge{__version__}"
+def cache_key(spec: ModelSpec, source: SourceModel) -> str:
+    return f"{source.sha[:12]}-{spec.digest()}-hubforge{__version__}"
 
 
 def _build_cached(target: Target, inputs: BuildInputs, options, config: dict, out_dir: Path) -> dict[str, Path]:
@@ -87,7 +89,8 @@ def build_format(
     for config in target.candidates(options):
         label = config_label(config)
         on_attempt(name, f"building {label}")
-        out_dir = cache_root / cache_key(inputs) / name / label.replace("=", "-").replace(",", "_")
+        folder = label.replace("=", "-").replace(",", "_")
+        out_dir = cache_root / cache_key(inputs.spec, inputs.source) / name / folder
         files = _build_cached(target, inputs, options, config, out_dir)
         encoder = TextEncoder(inputs.io, target.load(files, inputs))
         fidelity = measure_fidelity(reference, encoder.outputs(fidelity_texts, inputs.spec.query_prefix))

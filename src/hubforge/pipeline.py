@@ -48,7 +48,8 @@ class VariantResult:
     def as_dict(self) -> dict:
         return {
             "name": self.name, "runtime": self.runtime, "precision": self.precision,
-            "target_hardware": self.target_hardware, "cpu_target": self.cpu_target, "repo_suffix": self.repo_suffix, "passed": self.passed,
+            "target_hardware": self.target_hardware, "cpu_target": self.cpu_target,
+            "repo_suffix": self.repo_suffix, "passed": self.passed,
             "gate": self.gate, "config": self.config, "attempts": self.attempts,
             "fidelity": self.fidelity.as_dict() if self.fidelity else None, "quality": self.quality,
             "retention": self.retention, "speed": self.speed.as_dict() if self.speed else None,
@@ -120,8 +121,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     reference_outputs = reference_encoder.outputs(fidelity_texts, spec.query_prefix)
 
     report("export: fp32 ONNX")
-    probe = BuildInputs(spec, source, Path(), calibration, io)
-    fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(probe) / "export")
+    fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
     inputs = BuildInputs(spec, source, fp32, calibration, io)
 
     built: list[BuiltArtifact] = []
