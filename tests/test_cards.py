@@ -39,6 +39,9 @@ def test_card_metadata_and_numbers(published_minilm, repo):
         fidelity = variants[name]["fidelity"]
         assert f"mean {fidelity['mean_cosine']:.4f}" in card.text
         assert f"{variants[name]['speed']['p50_ms']:.2f}" in card.text
+        quality_row = next(line for line in card.text.splitlines() if line.startswith(f"| {name} | ")
+                           and line.count("|") > 8)
+        assert quality_row.endswith(f"| {min(variants[name]['retention'].values()):.4f} |")
     assert results["hardware"]["cpu"] in card.text
     npu_or_gpu = [v for v in variants.values()
                   if v["repo_suffix"] == repo.rsplit("-", 1)[1] and not v["cpu_target"]]
