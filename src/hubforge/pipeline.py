@@ -131,9 +131,11 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
 
     report("evaluate: fp32 reference")
     ref_quality, ref_speed = _measure(reference_encoder, spec, options, fidelity_texts)
-    reference = VariantResult("fp32 (PyTorch)", "pytorch", "fp32", "reference", True, None, True, "reference", {}, [],
-                              None, ref_quality, {}, ref_speed, sum(p.stat().st_size for p in
-                                                                     source.path.glob("*.safetensors")))
+    reference = VariantResult(
+        name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, quality=ref_quality,
+        retention={}, speed=ref_speed, size_bytes=sum(p.stat().st_size for p in source.path.glob("*.safetensors")),
+    )
     variants = []
     for artifact in built:
         quality, speed = {}, None
@@ -143,10 +145,11 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
             quality, speed = _measure(TextEncoder(io, runtime), spec, options, fidelity_texts)
         target = artifact.target
         variants.append(VariantResult(
-            artifact.format, target.runtime_name, target.precision, target.hardware, target.cpu_target,
-            target.repo_suffix,
-            artifact.passed, artifact.chosen.decision.summary(), artifact.chosen.config,
-            [a.as_dict() for a in artifact.attempts], artifact.chosen.fidelity, quality,
-            _retention(quality, ref_quality), speed, artifact.size_bytes, artifact.files,
+            name=artifact.format, runtime=target.runtime_name, precision=target.precision,
+            target_hardware=target.hardware, cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
+            passed=artifact.passed, gate=artifact.chosen.decision.summary(), config=artifact.chosen.config,
+            attempts=[a.as_dict() for a in artifact.attempts], fidelity=artifact.chosen.fidelity, quality=quality,
+            retention=_retention(quality, ref_quality), speed=speed, size_bytes=artifact.size_bytes,
+            files=artifact.files,
         ))
     return RunResult(spec, source, fingerprint(), reference, variants)
