@@ -337,9 +337,10 @@ def demo(formats, no_speed):
 
     token = "hf_demo_write"
     port = free_port()
-    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": token,
-           "DEVHUB_TOKENS": f"{token}=hubforge:write", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     data_dir = tempfile.mkdtemp(prefix="hubforge-devhub-")
+    # HF_HOME too: snapshots from the local Hub must not land in the user's real Hub cache under real repo names
+    env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": token, "HF_HOME": f"{data_dir}/hf-home",
+           "DEVHUB_TOKENS": f"{token}=hubforge:write", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     hubforge = [sys.executable, "-m", "hubforge"]
     server = subprocess.Popen([*hubforge, "devhub", "serve", "--port", str(port), "--data-dir", data_dir], env=env)
     try:
