@@ -101,19 +101,31 @@ class MnnRuntime:
     static_shape = None
 
     def __init__(self, model_path: Path):
+        import MNN.expr as F
         import MNN.nn as nn
 
-        self._mnn_expr = __import__("MNN.expr", fromlist=["expr"])
+        self._F = F
         info = nn.load_module_from_file(str(model_path), [], []).get_info()
         self.inputs = list(info["inputNames"])
         self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1])
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        F = self._mnn_expr
+        F = self._F
         args = [F.const(feed[name].astype(np.int32), list(feed[name].shape), F.NCHW, F.int) for name in self.inputs]
         out = self.module.forward(args)
         out = out[0] if isinstance(out, (list, tuple)) else out
         return np.array(out.read(), dtype=np.float32)
+
+
+def model_feed(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int,
+               pad_to_max: bool) -> dict[str, np.ndarray]:
+    """The int64 inputs every exported encoder takes; token_type_ids are zeros where the tokenizer has none.
+    Used for inference and for calibration alike, so both see the same inputs."""
+    encoded = tokenizer(texts, pairs, padding="max_length" if pad_to_max else True, truncation=True,
+                        max_length=max_length, return_tensors="np")
+    feed = {k: v.astype(np.int64) for k, v in encoded.items() if k in INPUT_NAMES}
+    feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    return feed
 
 
 @dataclass(frozen=True)
@@ -140,18 +152,7 @@ class TextEncoder:
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
         static = self.runtime.static_shape
-        encoded = self.tokenizer(
-            texts,
-            pairs,
-            padding="max_length" if static else True,
-            truncation=True,
-            max_length=static[1] if static else self.io.max_length,
-            return_tensors="np",
-        )
-        feed = {k: v.astype(np.int64) for k, v in encoded.items() if k in INPUT_NAMES}
-        if "token_type_ids" not in feed:
-            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-        return feed
+        return model_feed(self.tokenizer, texts, pairs, static[1] if static else self.io.max_length, bool(static))
 
     def _run(self, texts: list[str], pairs: list[str] | None) -> list[np.ndarray]:
         outputs = []

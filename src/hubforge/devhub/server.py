@@ -78,6 +78,10 @@ def parse_card_data(readme: bytes) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def pointer_size(entry: Entry) -> int:
+    return len(lfs_pointer(entry.sha256, entry.size))
+
+
 def card_metadata_errors(readme: str) -> list[str]:
     """The checks the Hub applies to a model card's YAML header before accepting a commit."""
     if not readme.startswith("---"):
@@ -259,7 +263,7 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             raise _error(404, "Repository Not Found", "RepoNotFound")
         return {}
 
-    def model_info_payload(request: Request, repo_id: str, oid: str) -> dict:
+    def model_info_payload(repo_id: str, oid: str) -> dict:
         commit = store.commit(oid)
         private, created = store.repo_row(repo_id)
         card = None
@@ -269,7 +273,7 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
         for path, entry in sorted(commit.tree.items()):
             sibling = {"rfilename": path, "size": entry.size, "blobId": entry.git_oid}
             if entry.lfs:
-                sibling["lfs"] = {"sha256": entry.sha256, "size": entry.size, "pointerSize": 134}
+                sibling["lfs"] = {"sha256": entry.sha256, "size": entry.size, "pointerSize": pointer_size(entry)}
             siblings.append(sibling)
         return {
             "_id": repo_id,
@@ -293,13 +297,13 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
     async def model_info(request: Request, ns: str, name: str):
         repo_id = f"{ns}/{name}"
         need_repo(request, repo_id)
-        return model_info_payload(request, repo_id, need_revision(repo_id, "main"))
+        return model_info_payload(repo_id, need_revision(repo_id, "main"))
 
     @app.get("/api/models/{ns}/{name}/revision/{revision:path}")
     async def model_info_at(request: Request, ns: str, name: str, revision: str):
         repo_id = f"{ns}/{name}"
         need_repo(request, repo_id)
-        return model_info_payload(request, repo_id, need_revision(repo_id, revision))
+        return model_info_payload(repo_id, need_revision(repo_id, revision))
 
     # uploads
     @app.post("/api/models/{ns}/{name}/preupload/{revision:path}")
@@ -463,7 +467,7 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
     def tree_item(path: str, entry: Entry) -> dict:
         item = {"type": "file", "oid": entry.git_oid, "size": entry.size, "path": path}
         if entry.lfs:
-            item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": 134}
+            item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": pointer_size(entry)}
         return item
 
     @app.get("/api/models/{ns}/{name}/tree/{rest:path}")
@@ -563,10 +567,9 @@ class DevHubThread:
         import uvicorn
 
         self.port = port or free_port()
-        port = self.port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(data_dir, tokens)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..runtimes import INPUT_NAMES, Runtime, TextEncoder
+from ..runtimes import Runtime, TextEncoder, model_feed
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ def measure_speed(encoder: TextEncoder, texts: list[str], shape: tuple[int, int]
     """Latency pads one real text to `shape`; throughput runs real texts, batched where the artifact allows."""
     runtime = encoder.runtime
     seq = runtime.static_shape[1] if runtime.static_shape else shape[1]
-    enc = encoder.tokenizer(texts[:1], padding="max_length", truncation=True, max_length=seq, return_tensors="np")
-    feed = {k: v.astype(np.int64) for k, v in enc.items() if k in INPUT_NAMES}
-    feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
+    feed = model_feed(encoder.tokenizer, texts[:1], None, seq, pad_to_max=True)
     _timed(runtime, feed, max(3, runs // 10))
     lat = _timed(runtime, feed, runs)
 

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ..runtimes import OpenVinoRuntime
 from .base import BuildInputs, Target, TargetOptions
+from .qdq import calibration_feeds
 
 
 class OpenVinoOptions(TargetOptions):
@@ -22,8 +23,8 @@ class OpenVinoInt8Options(OpenVinoOptions):
 
 
 def _convert(inputs: BuildInputs, static_shape: bool):
-    """optimum-intel's export from PyTorch: OpenVINO fuses attention from this graph, not from the opset-17 ONNX
-    one (MiniLM [1,128]: 9.5 ms vs 11.7 ms fp32, 6.6 ms vs 9.3 ms int8 on the 2-core dev box)."""
+    """optimum-intel's export from PyTorch rather than the shared ONNX: OpenVINO fuses attention from this graph
+    and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions)."""
     from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
 
     cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
@@ -71,20 +72,11 @@ class OpenVinoInt8Target(OpenVinoTarget):
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: dict, out_dir: Path) -> dict[str, Path]:
         import nncf
         import openvino as ov
-        from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(inputs.io.tokenizer_dir)
         model = _convert(inputs, options.static_shape)
         names = {p.get_any_name() for p in model.inputs}
-        texts = [inputs.spec.query_prefix + t for t in inputs.calibration_texts[: options.calibration_samples]]
-        pad = {"padding": "max_length"} if options.static_shape else {}
-        items = []
-        for text in texts:
-            enc = tokenizer([text], truncation=True, max_length=inputs.spec.max_length, return_tensors="np", **pad)
-            feed = {k: v.astype("int64") for k, v in enc.items() if k in names}
-            if "token_type_ids" in names and "token_type_ids" not in feed:
-                feed["token_type_ids"] = feed["input_ids"] * 0
-            items.append(feed)
+        pad_to = inputs.spec.max_length if options.static_shape else None
+        items = calibration_feeds(inputs, names, options.calibration_samples, pad_to)
         preset = nncf.QuantizationPreset.MIXED if config["preset"] == "mixed" else nncf.QuantizationPreset.PERFORMANCE
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=0.95 if config["smooth_quant"] else -1)

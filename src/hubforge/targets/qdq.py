@@ -10,7 +10,7 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantType
 from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
 
-from ..runtimes import INPUT_NAMES
+from ..runtimes import model_feed
 from .base import BuildInputs
 
 QUANT_TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8, "uint16": QuantType.QUInt16,
@@ -27,25 +27,32 @@ def fix_shape(src: Path, dst: Path, batch: int, seq: int) -> Path:
     return dst
 
 
+def calibration_feeds(inputs: BuildInputs, input_names: set[str], samples: int,
+                      pad_to: int | None = None) -> list[dict[str, np.ndarray]]:
+    """One feed per real calibration text, shaped as the model sees it at inference: the query prefix on
+    embedding models, (text, next text) pairs on cross-encoders, padded to `pad_to` for fixed-shape graphs."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(inputs.io.tokenizer_dir)
+    texts = inputs.calibration_texts[:samples]
+    if inputs.spec.task == "cross-encoder":
+        firsts, pairs = texts, texts[1:] + texts[:1]
+    else:
+        firsts, pairs = [inputs.spec.query_prefix + t for t in texts], None
+    feeds = []
+    for i, text in enumerate(firsts):
+        feed = model_feed(tokenizer, [text], [pairs[i]] if pairs else None, pad_to or inputs.spec.max_length,
+                          pad_to is not None)
+        feeds.append({k: v for k, v in feed.items() if k in input_names})
+    return feeds
+
+
 class TextCalibrationReader(CalibrationDataReader):
-    """Feeds real texts, padded to the fixed shape with their real attention masks."""
+    """Feeds real texts to ONNX Runtime's calibrator, padded to the fixed shape with their real attention masks."""
 
     def __init__(self, inputs: BuildInputs, model_path: Path, samples: int, seq: int):
-        from transformers import AutoTokenizer
-
         names = {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input}
-        tokenizer = AutoTokenizer.from_pretrained(inputs.io.tokenizer_dir)
-        texts = inputs.calibration_texts[:samples]
-        if inputs.spec.task == "cross-encoder":
-            encoded = tokenizer(texts, texts[1:] + texts[:1], padding="max_length", truncation=True,
-                                max_length=seq, return_tensors="np")
-        else:
-            prefixed = [inputs.spec.query_prefix + t for t in texts]
-            encoded = tokenizer(prefixed, padding="max_length", truncation=True, max_length=seq, return_tensors="np")
-        columns = {k: v.astype(np.int64) for k, v in encoded.items() if k in INPUT_NAMES and k in names}
-        if "token_type_ids" in names and "token_type_ids" not in columns:
-            columns["token_type_ids"] = np.zeros_like(columns["input_ids"])
-        self._feeds = iter([{k: v[i : i + 1] for k, v in columns.items()} for i in range(len(texts))])
+        self._feeds = iter(calibration_feeds(inputs, names, samples, pad_to=seq))
 
     def get_next(self):
         return next(self._feeds, None)
