@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,6 +81,23 @@ def test_openvino_repo_loads_in_sentence_transformers(published_minilm, minilm_r
     ov8 = SentenceTransformer(path, backend="openvino", device="cpu",
                               model_kwargs={"file_name": "openvino/openvino_model_qint8_quantized.xml"})
     assert cosine(ov8.encode(texts), reference).mean() >= 0.99
+
+
+@pytest.mark.parametrize("repo", ["all-minilm-l6-v2-onnx", "all-minilm-l6-v2-qnn", "all-minilm-l6-v2-amd"])
+def test_onnx_graphs_list_nodes_in_topological_order(published_minilm, repo):
+    """The ONNX spec requires it, and readers that walk nodes in order (onnx2torch, some parsers) depend on it."""
+    import onnx
+
+    path = download(repo)
+    files = sorted(Path(path).glob("onnx/*.onnx"))
+    assert files
+    for file in files:
+        graph = onnx.load(str(file)).graph
+        known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+        for node in graph.node:
+            missing = [name for name in node.input if name not in known]
+            assert not missing, f"{file.name}: {node.name} reads {missing} before they are produced"
+            known.update(node.output)
 
 
 @pytest.mark.parametrize("repo", ["all-minilm-l6-v2-qnn", "all-minilm-l6-v2-amd"])

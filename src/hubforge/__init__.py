@@ -1,3 +1,3 @@
 """hubforge: verified deployment artifacts for Hugging Face encoder models."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -21,9 +21,13 @@ class OnnxFp16Target(Target):
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
         from onnxruntime.transformers.float16 import convert_float_to_float16
+        from onnxruntime.transformers.onnx_model import OnnxModel
 
         model = onnx.load(str(inputs.fp32_onnx))
         half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["LayerNormalization"])
+        # the converter appends its Cast nodes after their consumers; ONNX Runtime sorts on load, but the ONNX spec
+        # asks for topological order and readers that walk nodes in order (onnx2torch, some parsers) need it
+        OnnxModel(half).topological_sort()
         target = out_dir / "model_fp16.onnx"
         onnx.save(half, str(target))
         return {"onnx/model_fp16.onnx": target}
