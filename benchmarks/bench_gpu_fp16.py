@@ -1,7 +1,7 @@
 """Latency of hubforge's fp16 MiniLM artifact on a GPU machine, which needs no hubforge install.
 
     python benchmarks/bench_gpu_fp16.py prepare .gpu               # here: the fp16 artifact + fp32 reference
-    python3 bench_gpu_fp16.py measure .gpu --out DIR                # there: torch with CUDA, onnx, onnx2torch
+    python3 benchmarks/bench_gpu_fp16.py measure .gpu --out DIR   # there: torch with CUDA, onnx, onnx2torch
 
 `measure` runs the artifact with ONNX Runtime's TensorRT or CUDA provider where that build is installed, and
 otherwise converts the graph with onnx2torch and runs it in PyTorch on the GPU (the lent machine's ONNX Runtime
@@ -117,8 +117,11 @@ def measure(folder: Path, out: Path, runs: int) -> None:
         f"{statistics.mean(cosines):.5f} |",
         "",
         f"{runs} timed calls at batch 1 after 20 warm-up calls, the GPU synchronised after each; throughput from "
-        "the median of the timed batch-32 calls. Cosine: 32 Banking77 texts padded to 128, mean-pooled, against "
-        "the fp32 PyTorch embeddings that `prepare` computed on the CPU.",
+        "the median of the timed batch-32 calls. Inputs are copied to the GPU and outputs back in every call. "
+        "Through onnx2torch each ONNX node is its own kernel launch or host-side shape op, so batch-1 latency "
+        "measures launch overhead more than the GPU; torch.compile cannot trace onnx2torch's shape ops, and ONNX "
+        "Runtime's CUDA/TensorRT providers were not available there. Cosine: 32 Banking77 texts padded to 128, "
+        "mean-pooled, against the fp32 PyTorch embeddings that `prepare` computed on the CPU.",
         "",
     ]
     out.mkdir(parents=True, exist_ok=True)
