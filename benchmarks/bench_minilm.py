@@ -221,6 +221,11 @@ def main() -> None:
         "",
         *checks,
         "",
+        "Read the ratios with the rounds' ranges: this is a shared 2-core VM whose speed drifts by tens of percent "
+        "between rounds, so a difference of a few percent between two artifacts of the same runtime (hubforge "
+        "ov-int8 and the helper's OpenVINO int8 are the same graph shape) is not a reliable win even where the "
+        "medians and the round counts favour one.",
+        "",
         f"Peak RSS of the benchmark process: {peak_mb:.0f} MB.",
         "",
         "The OpenVINO static int8 helper row follows export_static_quantized_openvino_model's recipe "
