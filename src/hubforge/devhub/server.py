@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from .storage import ConflictError, Entry, HubStore, git_blob_oid, lfs_pointer, wants_lfs
+
+
+class RepoType(str, Enum):
+    """The `/api/{kind}/...` URL segment of a repo type."""
+
+    MODELS = "models"
+    DATASETS = "datasets"
+
+
+def repo_key(kind: RepoType, ns: str, name: str) -> str:
+    """The store's id of a repo: model ids as on the Hub, dataset ids under `datasets/` like their URLs."""
+    return f"{ns}/{name}" if kind is RepoType.MODELS else f"datasets/{ns}/{name}"
+
+
+def url_kind(request: Request) -> RepoType:
+    return RepoType.DATASETS if request.url.path.startswith("/datasets/") else RepoType.MODELS
 
 
 @dataclass
@@ -245,9 +262,11 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
     async def create_repo(request: Request):
         user = need_write(request)
         body = await request.json()
-        if body.get("type", "model") not in ("model", None):
-            raise _error(400, "devhub hosts model repos only")
-        repo_id = f"{body.get('organization') or user}/{body['name']}"
+        kind = {None: RepoType.MODELS, "model": RepoType.MODELS, "dataset": RepoType.DATASETS}.get(body.get("type"))
+        if kind is None:
+            raise _error(400, "devhub hosts model and dataset repos only")
+        ns = body.get("organization") or user
+        repo_id = repo_key(kind, ns, body["name"])
         created = store.create_repo(repo_id, bool(body.get("private")), user)
         url = f"{base_url(request)}/{repo_id}"
         if not created:
@@ -259,13 +278,16 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
         need_write(request)
         body = await request.json()
         repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else body["name"]
+        if body.get("type") == "dataset":
+            repo_id = f"datasets/{repo_id}"
         if not store.delete_repo(repo_id):
             raise _error(404, "Repository Not Found", "RepoNotFound")
         return {}
 
-    def model_info_payload(repo_id: str, oid: str) -> dict:
+    def model_info_payload(public_id: str, repo_id: str, oid: str) -> dict:
         commit = store.commit(oid)
         private, created = store.repo_row(repo_id)
+        repo_id = public_id
         card = None
         if "README.md" in commit.tree:
             card = parse_card_data(store.blob_path(commit.tree["README.md"].sha256).read_bytes())
@@ -293,22 +315,22 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             "siblings": siblings,
         }
 
-    @app.get("/api/models/{ns}/{name}")
-    async def model_info(request: Request, ns: str, name: str):
-        repo_id = f"{ns}/{name}"
+    @app.get("/api/{kind}/{ns}/{name}")
+    async def model_info(request: Request, kind: RepoType, ns: str, name: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
-        return model_info_payload(repo_id, need_revision(repo_id, "main"))
+        return model_info_payload(f"{ns}/{name}", repo_id, need_revision(repo_id, "main"))
 
-    @app.get("/api/models/{ns}/{name}/revision/{revision:path}")
-    async def model_info_at(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.get("/api/{kind}/{ns}/{name}/revision/{revision:path}")
+    async def model_info_at(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
-        return model_info_payload(repo_id, need_revision(repo_id, revision))
+        return model_info_payload(f"{ns}/{name}", repo_id, need_revision(repo_id, revision))
 
     # uploads
-    @app.post("/api/models/{ns}/{name}/preupload/{revision:path}")
-    async def preupload(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.post("/api/{kind}/{ns}/{name}/preupload/{revision:path}")
+    async def preupload(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         need_write(request)
         need_repo(request, repo_id)
         oid = store.resolve(repo_id, revision)
@@ -325,8 +347,9 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
         return {"files": files, "commitOid": oid}
 
     @app.post("/{ns}/{name}.git/info/lfs/objects/batch")
+    @app.post("/datasets/{ns}/{name}.git/info/lfs/objects/batch")
     async def lfs_batch(request: Request, ns: str, name: str):
-        repo_id = f"{ns}/{name}"
+        repo_id = repo_key(url_kind(request), ns, name)
         need_write(request)
         need_repo(request, repo_id)
         body = await request.json()
@@ -355,16 +378,16 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             raise _error(400, str(exc))
         return Response(status_code=200)
 
-    @app.post("/devhub/lfs-verify/{ns}/{name}")
-    async def lfs_verify(request: Request, ns: str, name: str):
+    @app.post("/devhub/lfs-verify/{repo_id:path}")
+    async def lfs_verify(request: Request, repo_id: str):
         body = await request.json()
         if not store.has_lfs(body["oid"], body["size"]):
             raise _error(404, f"LFS object {body['oid']} was not uploaded")
         return {"ok": True}
 
-    @app.post("/api/models/{ns}/{name}/commit/{revision:path}")
-    async def commit(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.post("/api/{kind}/{ns}/{name}/commit/{revision:path}")
+    async def commit(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         user = need_write(request)
         need_repo(request, repo_id)
         create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
@@ -417,9 +440,9 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
         }
 
     # listings
-    @app.get("/api/models/{ns}/{name}/refs")
-    async def refs(request: Request, ns: str, name: str):
-        repo_id = f"{ns}/{name}"
+    @app.get("/api/{kind}/{ns}/{name}/refs")
+    async def refs(request: Request, kind: RepoType, ns: str, name: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
         out = {"branches": [], "tags": [], "converts": [], "pullRequests": []}
         for kind, ref_name, oid in store.refs(repo_id):
@@ -431,18 +454,18 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
                 out["pullRequests"].append({"name": ref_name, "ref": f"refs/pr/{ref_name}", "targetCommit": oid})
         return out
 
-    @app.get("/api/models/{ns}/{name}/commits/{revision:path}")
-    async def commits(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.get("/api/{kind}/{ns}/{name}/commits/{revision:path}")
+    async def commits(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
         return [
             {"id": c.oid, "title": c.title, "message": c.message, "authors": [{"user": c.author}], "date": c.created_at}
             for c in store.history(need_revision(repo_id, revision))
         ]
 
-    @app.post("/api/models/{ns}/{name}/tag/{revision:path}")
-    async def create_tag(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.post("/api/{kind}/{ns}/{name}/tag/{revision:path}")
+    async def create_tag(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         need_write(request)
         need_repo(request, repo_id)
         body = await request.json()
@@ -450,9 +473,9 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             raise _error(409, f"Tag {body['tag']} already exists")
         return {}
 
-    @app.delete("/api/models/{ns}/{name}/tag/{tag}")
-    async def delete_tag(request: Request, ns: str, name: str, tag: str):
-        repo_id = f"{ns}/{name}"
+    @app.delete("/api/{kind}/{ns}/{name}/tag/{tag}")
+    async def delete_tag(request: Request, kind: RepoType, ns: str, name: str, tag: str):
+        repo_id = repo_key(kind, ns, name)
         need_write(request)
         need_repo(request, repo_id)
         if not store.delete_tag(repo_id, tag):
@@ -470,9 +493,9 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             item["lfs"] = {"oid": entry.sha256, "size": entry.size, "pointerSize": pointer_size(entry)}
         return item
 
-    @app.get("/api/models/{ns}/{name}/tree/{rest:path}")
-    async def tree(request: Request, ns: str, name: str, rest: str):
-        repo_id = f"{ns}/{name}"
+    @app.get("/api/{kind}/{ns}/{name}/tree/{rest:path}")
+    async def tree(request: Request, kind: RepoType, ns: str, name: str, rest: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
         revision, folder = split_revision(rest)
         files = store.commit(need_revision(repo_id, revision)).tree
@@ -494,9 +517,9 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
         dir_items = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs)]
         return dir_items + items
 
-    @app.post("/api/models/{ns}/{name}/paths-info/{revision:path}")
-    async def paths_info(request: Request, ns: str, name: str, revision: str):
-        repo_id = f"{ns}/{name}"
+    @app.post("/api/{kind}/{ns}/{name}/paths-info/{revision:path}")
+    async def paths_info(request: Request, kind: RepoType, ns: str, name: str, revision: str):
+        repo_id = repo_key(kind, ns, name)
         need_repo(request, repo_id)
         files = store.commit(need_revision(repo_id, revision)).tree
         form = await request.form()
@@ -505,7 +528,7 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
 
     # downloads
     def resolve_file(request: Request, ns: str, name: str, rest: str):
-        repo_id = f"{ns}/{name}"
+        repo_id = repo_key(url_kind(request), ns, name)
         need_repo(request, repo_id)
         revision, path = split_revision(rest)
         oid = need_revision(repo_id, revision)
@@ -518,12 +541,14 @@ def create_app(data_dir: Path, tokens: dict[str, tuple[str, str]]) -> FastAPI:
             headers["X-Linked-Size"] = str(entry.size)
         return entry, headers
 
+    @app.head("/datasets/{ns}/{name}/resolve/{rest:path}")
     @app.head("/{ns}/{name}/resolve/{rest:path}")
     async def resolve_head(request: Request, ns: str, name: str, rest: str):
         entry, headers = resolve_file(request, ns, name, rest)
         headers["Content-Length"] = str(entry.size)
         return Response(status_code=200, headers=headers)
 
+    @app.get("/datasets/{ns}/{name}/resolve/{rest:path}")
     @app.get("/{ns}/{name}/resolve/{rest:path}")
     async def resolve_get(request: Request, ns: str, name: str, rest: str):
         entry, headers = resolve_file(request, ns, name, rest)

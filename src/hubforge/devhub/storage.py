@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS refs (
 CREATE TABLE IF NOT EXISTS lfs_objects (oid TEXT PRIMARY KEY, size INTEGER NOT NULL);
 """
 
-LFS_SUFFIXES = {".onnx", ".onnx_data", ".bin", ".safetensors", ".mnn", ".pt", ".h5", ".msgpack", ".png", ".tflite"}
+LFS_SUFFIXES = {".onnx", ".onnx_data", ".bin", ".safetensors", ".mnn", ".pt", ".h5", ".msgpack", ".png", ".tflite",
+                ".parquet", ".arrow"}
 LFS_MIN_SIZE = 10 * 1024 * 1024
 
 
