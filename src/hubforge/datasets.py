@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -69,36 +70,49 @@ def sample_texts(name: str, count: int, split: str = "test", seed: int = 0) -> l
     return random.Random(seed).sample(texts, min(count, len(texts)))
 
 
-def banking77_retrieval(queries: int = 100, corpus_per_intent: int = 5, seed: int = 0) -> RetrievalSet:
-    """Intent retrieval: a test query is relevant to every train text of the same intent."""
+def banking77_label_ids() -> dict[str, int]:
+    """Intent -> label id as in mteb/banking77 (the original Hub dataset's ClassLabel: intents sorted
+    case-insensitively, so `Refund_not_showing_up` sits between `receiving_money` and `request_refund`)."""
+    return {name: i for i, name in enumerate(sorted(set(banking77("train").labels), key=str.casefold))}
+
+
+def banking77_revision() -> str:
+    """Content hash of the bundled copy: the `revision` of the data sets hubforge derives from it."""
+    digest = hashlib.sha1()
+    for split in ("train", "test"):
+        digest.update((DATA_DIR / "banking77" / f"{split}.csv").read_bytes())
+    return digest.hexdigest()
+
+
+def banking77_retrieval(corpus_per_intent: int = 5, seed: int = 0) -> RetrievalSet:
+    """Intent retrieval: every test text is a query, relevant to the train texts of its intent in a corpus of
+    `corpus_per_intent` train texts per intent."""
     rng = random.Random(seed)
     train, test = banking77("train"), banking77("test")
-    by_intent = _indices_by_label(train.labels)
     corpus, doc_intent = {}, {}
-    for label, idxs in sorted(by_intent.items()):
+    for label, idxs in sorted(_indices_by_label(train.labels).items()):
         for i in rng.sample(idxs, min(corpus_per_intent, len(idxs))):
             corpus[f"d{i}"] = train.texts[i]
             doc_intent[f"d{i}"] = label
-    picked = rng.sample(range(len(test.texts)), queries)
-    query_map = {f"q{i}": test.texts[i] for i in picked}
-    qrels = {f"q{i}": {d for d, lab in doc_intent.items() if lab == test.labels[i]} for i in picked}
+    query_map = {f"q{i}": text for i, text in enumerate(test.texts)}
+    qrels = {f"q{i}": {d for d, lab in doc_intent.items() if lab == label} for i, label in enumerate(test.labels)}
     return RetrievalSet("banking77-intent-retrieval", query_map, corpus, qrels)
 
 
-def banking77_reranking(queries: int = 100, candidates: int = 10, seed: int = 0) -> RerankingSet:
-    """Candidate lists for cross-encoders: 2 texts of the query's intent among random others, shuffled."""
+def banking77_reranking(candidates: int = 10, seed: int = 0) -> RerankingSet:
+    """Candidate lists for every test text: 2 other test texts of its intent among texts of other intents,
+    shuffled. Drawn from the test split only, so an encoder has embedded them all for classification already."""
     rng = random.Random(seed)
-    train, test = banking77("train"), banking77("test")
-    by_intent = _indices_by_label(train.labels)
+    test = banking77("test")
+    by_intent = _indices_by_label(test.labels)
     out_q, out_c, out_r = [], [], []
-    for qi in rng.sample(range(len(test.texts)), queries):
-        label = test.labels[qi]
-        positives = rng.sample(by_intent[label], 2)
-        negatives = [i for i in rng.sample(range(len(train.texts)), candidates * 2) if train.labels[i] != label]
+    for qi, label in enumerate(test.labels):
+        positives = rng.sample([i for i in by_intent[label] if i != qi], 2)
+        negatives = [i for i in rng.sample(range(len(test.texts)), candidates * 2) if test.labels[i] != label]
         pool = [(i, True) for i in positives] + [(i, False) for i in negatives[: candidates - 2]]
         rng.shuffle(pool)
         out_q.append(test.texts[qi])
-        out_c.append([train.texts[i] for i, _ in pool])
+        out_c.append([test.texts[i] for i, _ in pool])
         out_r.append([rel for _, rel in pool])
     return RerankingSet("banking77-intent-reranking", out_q, out_c, out_r)
 
@@ -113,18 +127,19 @@ class PairSet:
     gold: list[float]
 
 
-def banking77_pairs(pairs: int = 300, seed: int = 0) -> PairSet:
-    """Intent similarity: gold 1 for two test texts of the same intent, 0 otherwise (half of each)."""
+def banking77_pairs(seed: int = 0) -> PairSet:
+    """Intent similarity, one pair per test text: gold 1 with another text of its intent (even rows), 0 with a
+    text of another intent (odd rows)."""
     rng = random.Random(seed)
     test = banking77("test")
     by_intent = _indices_by_label(test.labels)
     intents = sorted(by_intent)
     first, second, gold = [], [], []
-    for n in range(pairs):
-        a_intent = rng.choice(intents)
-        a, b = rng.sample(by_intent[a_intent], 2)
-        if n % 2:
+    for a, a_intent in enumerate(test.labels):
+        if a % 2:
             b = rng.choice(by_intent[rng.choice([i for i in intents if i != a_intent])])
+        else:
+            b = rng.choice([i for i in by_intent[a_intent] if i != a])
         first.append(test.texts[a])
         second.append(test.texts[b])
         gold.append(float(test.labels[a] == test.labels[b]))
@@ -143,7 +158,3 @@ def csv_pairs(path: str) -> PairSet:
                    [float(r["score"]) for r in rows])
 
 
-STS_SETS = {"banking77": banking77_pairs}
-RETRIEVAL_SETS = {"banking77": banking77_retrieval}
-RERANKING_SETS = {"banking77": banking77_reranking}
-CLASSIFICATION_SETS = {"banking77": banking77}

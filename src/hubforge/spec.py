@@ -40,16 +40,19 @@ def _known_text_set(name: str) -> str:
 
 
 class EvaluationSpec(StrictModel):
+    """Task quality runs through mteb: `classification: banking77` is mteb's Banking77Classification on the
+    bundled copy; retrieval/reranking/sts name hubforge's sets derived from it (sts also takes a CSV path);
+    `mteb_tasks` are mteb's own tasks, their data read from the Hub endpoint."""
+
     fidelity_texts: str = "banking77"
     fidelity_samples: int = Field(128, ge=8)
     retrieval: str | None = None
-    retrieval_queries: int = Field(100, ge=10)
     classification: str | None = None
-    classification_train: int = Field(600, ge=77)
-    classification_test: int = Field(300, ge=10)
     reranking: str | None = None
     sts: str | None = None
     mteb_tasks: list[str] = []
+    test_sample: int | None = Field(None, ge=10, description="evaluate this many test items per task (same "
+                                    "deterministic sample for fp32 and every artifact); None: the full split")
     latency_shape: tuple[int, int] = (1, 128)
     throughput_batch: int = Field(32, ge=1)
     timed_runs: int = Field(50, ge=5)
