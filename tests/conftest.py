@@ -27,6 +27,9 @@ from click.testing import CliRunner  # noqa: E402
 
 WRITE_TOKEN = "hf_test_write_0123456789"
 READ_TOKEN = "hf_test_read_0123456789"
+ADMIN_TOKEN = "hf_test_admin_0123456789"
+# the publishing user also belongs to the upstream organisations the tests seed (and `mteb` for datasets)
+TEST_ORGS = ("sentence-transformers", "mteb")
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 ALL_FORMATS = "onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn"
 
@@ -38,9 +41,11 @@ def session_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def devhub(session_dir):
+    from hubforge.devhub.auth import TokenGrant
     from hubforge.devhub.server import DevHubThread
 
-    tokens = {WRITE_TOKEN: ("hubforge", "write"), READ_TOKEN: ("reader", "read")}
+    tokens = {WRITE_TOKEN: TokenGrant("hubforge", "write", TEST_ORGS), READ_TOKEN: TokenGrant("reader", "read"),
+              ADMIN_TOKEN: TokenGrant("devhub-admin", "admin")}
     with DevHubThread(session_dir / "devhub", tokens, port=_PORT) as hub:
         yield hub
 

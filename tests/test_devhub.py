@@ -86,12 +86,14 @@ def test_tokens_and_roles(devhub, api, repo):
         api.model_info("hubforge/never-created")
 
 
-def test_private_repos_need_a_token(api):
+def test_private_repos_are_readable_by_their_namespace_only(api):
     api.create_repo("hubforge/secret", private=True)
     try:
         with pytest.raises(RepositoryNotFoundError):
             HfApi(token=False).model_info("hubforge/secret")
-        assert HfApi(token=READ_TOKEN).model_info("hubforge/secret").private
+        with pytest.raises(RepositoryNotFoundError):
+            HfApi(token=READ_TOKEN).model_info("hubforge/secret")
+        assert api.model_info("hubforge/secret").private
     finally:
         api.delete_repo("hubforge/secret")
 

@@ -11,7 +11,7 @@ import requests
 import yaml
 from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 
-from conftest import READ_TOKEN, WRITE_TOKEN, invoke
+from conftest import ADMIN_TOKEN, READ_TOKEN, WRITE_TOKEN, invoke
 
 FAST = ("--formats", "onnx", "--no-quality", "--no-speed")
 
@@ -30,9 +30,16 @@ def commit_posts(devhub, repo_fragment: str) -> int:
                if method == "POST" and "/commit/" in path and repo_fragment in path and status == 200)
 
 
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
 def inject(devhub, fault: dict) -> None:
-    """The local Hub's fault-injection endpoint: fail, drop or delay the next matching requests."""
-    requests.post(f"{devhub.url}/devhub/faults", json=fault, timeout=5).raise_for_status()
+    """The local Hub's fault-injection endpoint (admin only): fail, drop or delay the next matching requests."""
+    requests.post(f"{devhub.url}/devhub/faults", json=fault, headers=ADMIN, timeout=5).raise_for_status()
+
+
+def clear_faults(devhub) -> None:
+    requests.delete(f"{devhub.url}/devhub/faults", headers=ADMIN, timeout=5).raise_for_status()
 
 
 def manifest(repo_id: str, revision: str = "main") -> dict:
@@ -96,7 +103,7 @@ def test_transient_faults_are_retried_without_loss_or_duplicates(devhub, upstrea
     name = f"minilm-fault-{fault.get('mode', 'status')}-{fault.get('status', 0)}"
     spec = make_spec(session_dir, name, "sentence-transformers/all-MiniLM-L6-v2")
     repo = f"hubforge/{name}-onnx"
-    requests.delete(f"{devhub.url}/devhub/faults", timeout=5)
+    clear_faults(devhub)
     HfApi(token=WRITE_TOKEN).create_repo(repo, exist_ok=True)
     before = commit_posts(devhub, repo)
     inject(devhub, fault)
@@ -122,7 +129,7 @@ def test_interrupted_push_keeps_the_previous_commit_and_a_rerun_completes(devhub
     monkeypatch.setenv("HUBFORGE_RETRY_SECONDS", "1")
     inject(devhub, {"count": 50, "status": 502, "path_contains": "/commit/", "method": "POST"})
     failed = invoke("publish", changed, *FAST, env=env)
-    requests.delete(f"{devhub.url}/devhub/faults", timeout=5)
+    clear_faults(devhub)
     assert failed.exit_code == 1
     assert "the Hub kept failing while publishing hubforge/minilm-interrupted-onnx" in failed.output
     assert HfApi(token=READ_TOKEN).model_info(repo).sha == head

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -43,37 +44,32 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _run(model: str, formats: list[str] | None, source_dir: Path | None, quality: bool, speed: bool,
-         token: str | None = None):
-    """Spec → source → reference → targets → evaluation → gate, with progress on the console."""
-    from .hub import make_api
-    from .pipeline import EvalOptions, run
-    from .source import fetch_source, local_source
+def _spec_and_formats(model: str, formats: list[str] | None):
     from .spec import load_spec
+    from .targets import check_spec_formats
 
-    _quiet_libraries()
     spec = load_spec(model)
-    formats = formats or list(spec.formats)
-    api = make_api(token)
-    with console.status(f"[bold]{spec.id}[/]: resolving source") as status:
-        source = local_source(spec, source_dir) if source_dir else fetch_source(spec, api)
-        console.print(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
+    check_spec_formats(spec, model)
+    return spec, formats or list(spec.formats)
 
+
+@contextlib.contextmanager
+def _progress(spec_id: str):
+    """A live status line for long work; decisions (gate results, failures) are printed as they happen."""
+    _quiet_libraries()
+    with console.status(f"[bold]{spec_id}[/]: starting") as status:
         def report(message: str) -> None:
-            status.update(f"[bold]{spec.id}[/]: {message}")
-            if "→" in message or message.startswith("export"):
-                console.print(message)
+            status.update(f"[bold]{spec_id}[/]: {message}")
+            if "→" in message or message.startswith(("export", "source", "reference")):
+                console.print(message, highlight=False)
 
-        result = run(spec, source, formats, EvalOptions(quality=quality, speed=speed), report=report)
-    return api, result
+        yield report
 
 
 def results_table(result) -> Table:
-    quality_keys = [k for k in ("recall@1", "recall@10", "mrr@10", "ndcg@10", "accuracy", "rerank_mrr@10",
-                                "sts_spearman")
-                    if k in result.reference.quality]
+    tasks = [t.task for t in result.reference.tasks]
     table = Table(title=f"{result.spec.id} @ {result.source.sha[:12]} — {result.hardware.cpu}")
-    for column in ["variant", "gate", "fidelity", *quality_keys, "retention", "p50 ms", "p90 ms", "seq/s", "size MB"]:
+    for column in ["variant", "gate", "fidelity", *tasks, "retention", "p50 ms", "p90 ms", "seq/s", "size MB"]:
         table.add_column(column, justify="left" if column in ("variant", "gate", "fidelity") else "right")
     for v in [result.reference, *result.variants]:
         speed = v.speed
@@ -81,20 +77,16 @@ def results_table(result) -> Table:
             v.name,
             "[green]pass[/]" if v.passed and v.fidelity else ("[red]" + v.gate + "[/]" if not v.passed else "—"),
             v.fidelity.summary() if v.fidelity else "—",
-            *[f"{v.quality[k]:.4f}" if k in v.quality else "—" for k in quality_keys],
+            *[f"{v.quality[k]:.4f}" if k in v.quality else "—" for k in tasks],
             f"{min(v.retention.values()):.3f}" if v.retention else ("1.000" if v is result.reference else "—"),
             f"{speed.p50_ms:.2f}" if speed else "—",
             f"{speed.p90_ms:.2f}" if speed else "—",
             f"{speed.sequences_per_s:.1f}" if speed else "—",
             f"{v.size_bytes / 1e6:.1f}",
         )
+    if result.skipped:
+        table.caption = "not measured: " + "; ".join(result.skipped)
     return table
-
-
-def _write_results(result, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.as_dict(), indent=2))
-    console.print(f"results written to {path}")
 
 
 class HubforgeFailure(click.ClickException):
@@ -124,17 +116,41 @@ def cli():
     """Turn Hugging Face encoder models into verified deployment artifacts on the Hub."""
 
 
-FORMATS_HELP = "Comma-separated formats (onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn); default: the spec's formats."
+class FormatsOption(click.Option):
+    """--formats, whose help lists the registered formats when it is shown (not when the CLI is imported)."""
+
+    def get_help_record(self, ctx):
+        from .targets import registry
+
+        listing = "; ".join(f"{name}: {target.hardware}" for name, target in registry().items())
+        self.help = f"Comma-separated formats; default: the spec's formats. Formats — {listing}."
+        return super().get_help_record(ctx)
 
 
-@cli.command()
+def _all_formats() -> str:
+    from .targets import format_names
+
+    return ",".join(format_names())
+
+
+formats_option = click.option("--formats", cls=FormatsOption, callback=_format_list)
+EXIT_CODES_HELP = """\b
+Exit status:
+  0  every requested format was published (or written, with --dry-run)
+  1  error before publishing: bad spec, unknown format, missing model, bad token, Hub error
+  2  bad command line
+  3  the run finished, but some format was not published (missed its gate or failed);
+     the others were published, and results.json and the cards list the reasons"""
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("model")
-@click.option("--formats", callback=_format_list, help=FORMATS_HELP)
+@formats_option
 @click.option("--source", "source_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Publish a local model directory instead of the upstream repo.")
 @click.option("--dry-run", is_flag=True, help="Write the repo folders locally and push nothing.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
-              help="Where --dry-run writes the repos and results.json goes.")
+              help="Where --dry-run writes the repos; results.json and mteb's result files go here too.")
 @click.option("--token", envvar="HF_TOKEN", help="Hub token with the write role (default: $HF_TOKEN).")
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to main.")
 @click.option("--no-quality", is_flag=True, help="Skip task-quality evaluation (fidelity is always measured).")
@@ -145,41 +161,26 @@ FORMATS_HELP = "Comma-separated formats (onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn);
 def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, if_changed,
             as_json):
     """Convert MODEL (a spec id or spec file) to every format, gate, card and push to the Hub."""
-    from .card import render_cards
-    from .hub import make_api
-    from .plot import PLOT_FILE, render_variant_plot
-    from .publish import check_write_access, plan_repos, push_repo, write_local
+    from .pipeline import EvalOptions
+    from .pipeline import publish as run_publish
 
-    if not dry_run:
-        check_write_access(make_api(token))
-    if if_changed:
-        from .spec import load_spec
-        from .updates import check_spec
-
-        spec = load_spec(model)
-        stale = [s for s in check_spec(make_api(token), spec, formats or list(spec.formats)) if s.stale]
-        if not stale:
-            console.print(f"{spec.id}: every repo is up to date; nothing to publish")
-            return
-        for status in stale:
-            console.print(f"{status.repo_id}: {status.reason}")
-    api, result = _run(model, formats, source_dir, not no_quality, not no_speed, token)
-    plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
-    plans = plan_repos(result, render_cards(result, plot=plot is not None), plot)
-    _write_results(result, out_dir / f"{result.spec.id}.results.json")
-    if dry_run:
-        for folder in write_local(plans, out_dir):
-            console.print(f"dry run: wrote {folder}")
-    else:
-        for plan in plans:
-            pushed = push_repo(api, plan, create_pr=create_pr)
-            state = "pull request " + pushed.pr_url if pushed.pr_url else ("committed" if pushed.changed else
-                                                                            "unchanged")
-            console.print(f"published {pushed.url} ({state})")
-    _show(result, as_json)
-    rejected = [v.name for v in result.variants if not v.passed]
-    if rejected:
-        console.print(f"[yellow]not published (missed the gate): {', '.join(rejected)}[/]")
+    spec, formats = _spec_and_formats(model, formats)
+    with _progress(spec.id) as report:
+        outcome = run_publish(spec, formats, source_dir, dry_run, out_dir, token, create_pr,
+                              EvalOptions(quality=not no_quality, speed=not no_speed), if_changed, report)
+    if outcome.result is None:
+        console.print(f"{spec.id}: every repo is up to date; nothing to publish")
+        return
+    console.print(f"results written to {outcome.results_path}")
+    for folder in outcome.written:
+        console.print(f"dry run: wrote {folder}")
+    for pushed in outcome.pushed:
+        state = "pull request " + pushed.pr_url if pushed.pr_url else ("committed" if pushed.changed else "unchanged")
+        console.print(f"published {pushed.url} ({state})")
+    _show(outcome.result, as_json)
+    for variant in outcome.result.not_published:
+        console.print(f"[yellow]not published: {variant.name}: {variant.gate}[/]", highlight=False)
+    sys.exit(outcome.exit_code)
 
 
 def _show(result, as_json: bool) -> None:
@@ -189,9 +190,21 @@ def _show(result, as_json: bool) -> None:
         out.print(results_table(result))
 
 
-@cli.command()
+def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool):
+    from .hub import make_api
+    from .pipeline import EvalOptions, run
+    from .source import fetch_source, local_source
+
+    spec, formats = _spec_and_formats(model, formats)
+    with _progress(spec.id) as report:
+        source = local_source(spec, source_dir) if source_dir else fetch_source(spec, make_api(token))
+        return run(spec, source, formats, EvalOptions(quality=quality, speed=speed), report=report)
+
+
+@cli.command(epilog=EXIT_CODES_HELP.replace("published (or written, with --dry-run)", "measured and passed")
+             .replace("was not published", "missed its gate or failed"))
 @click.argument("model")
-@click.option("--formats", callback=_format_list, help=FORMATS_HELP)
+@formats_option
 @click.option("--source", "source_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--results", "results_path", type=click.Path(path_type=Path), default=Path("results.json"),
               show_default=True)
@@ -200,9 +213,12 @@ def _show(result, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(model, formats, source_dir, results_path, token, no_speed, as_json):
     """Build and measure every artifact of MODEL against the fp32 reference; publish nothing."""
-    _, result = _run(model, formats, source_dir, True, not no_speed, token)
-    _write_results(result, results_path)
+    result = _measure_only(model, formats, source_dir, token, True, not no_speed)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(result.as_dict(), indent=2))
+    console.print(f"results written to {results_path}")
     _show(result, as_json)
+    sys.exit(3 if result.not_published else 0)
 
 
 @cli.command("check-updates")
@@ -240,7 +256,7 @@ def check_updates(models, token, as_json):
 
 @cli.command()
 @click.argument("model")
-@click.option("--formats", callback=_format_list, help=FORMATS_HELP)
+@formats_option
 @click.option("--source", "source_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/cards"), show_default=True)
 @click.option("--token", envvar="HF_TOKEN")
@@ -249,7 +265,7 @@ def card(model, formats, source_dir, out_dir, token):
     from .card import render_cards
     from .plot import PLOT_FILE, render_variant_plot
 
-    _, result = _run(model, formats, source_dir, True, True, token)
+    result = _measure_only(model, formats, source_dir, token, True, True)
     plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
     for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
@@ -286,8 +302,11 @@ def specs_validate(paths):
     """Validate specs (all of model_specs/ by default); exits non-zero on the first invalid one."""
     from .spec import SPECS_DIR, load_spec
 
+    from .targets import check_spec_formats
+
     for path in paths or sorted(SPECS_DIR.glob("*.yaml")):
         spec = load_spec(str(path))
+        check_spec_formats(spec, str(path))
         out.print(f"[green]ok[/] {path} ({spec.id}, hash {spec.digest()})")
 
 
@@ -300,15 +319,21 @@ def devhub():
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path(".hubforge/devhub"), show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8765, show_default=True)
-@click.option("--tokens", envvar="DEVHUB_TOKENS", required=True,
-              help="TOKEN=USER:read|write entries, comma-separated (or $DEVHUB_TOKENS).")
-def devhub_serve(data_dir, host, port, tokens):
+@click.option("--tokens-file", envvar="DEVHUB_TOKENS_FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File of TOKEN=USER:ROLE[:ORG+ORG] lines, ROLE read|write|admin (default: $DEVHUB_TOKENS, "
+                   "same entries comma-separated). Never on the command line: other users see it.")
+def devhub_serve(data_dir, host, port, tokens_file):
     """Serve a persistent local Hub on HOST:PORT."""
-    from .devhub.seed import parse_tokens
+    from .devhub.auth import TokenConfigError, load_tokens
     from .devhub.server import serve
 
-    console.print(f"devhub on http://{host}:{port}, data in {data_dir}")
-    serve(data_dir, parse_tokens(tokens), host, port)
+    try:
+        tokens = load_tokens(tokens_file)
+    except TokenConfigError as exc:
+        raise click.UsageError(str(exc))
+    console.print(f"devhub on http://{host}:{port}, data in {data_dir}, {len(tokens)} tokens")
+    serve(data_dir, tokens, host, port)
 
 
 @devhub.command("seed")
@@ -325,8 +350,7 @@ def devhub_seed(repo_id, folder, token):
 
 
 @cli.command()
-@click.option("--formats", callback=_format_list, default="onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn",
-              show_default=True)
+@click.option("--formats", callback=_format_list, default=_all_formats, show_default="every format")
 @click.option("--no-speed", is_flag=True)
 def demo(formats, no_speed):
     """Start a local Hub, seed it with the bundled all-MiniLM-L6-v2, and publish it to every format."""
@@ -340,7 +364,7 @@ def demo(formats, no_speed):
     data_dir = tempfile.mkdtemp(prefix="hubforge-devhub-")
     # HF_HOME too: snapshots from the local Hub must not land in the user's real Hub cache under real repo names
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": token, "HF_HOME": f"{data_dir}/hf-home",
-           "DEVHUB_TOKENS": f"{token}=hubforge:write", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+           "DEVHUB_TOKENS": f"{token}=hubforge:write:{MINILM_REPO.split('/')[0]}", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     hubforge = [sys.executable, "-m", "hubforge"]
     server = subprocess.Popen([*hubforge, "devhub", "serve", "--port", str(port), "--data-dir", data_dir], env=env)
     try:

@@ -9,18 +9,6 @@ from huggingface_hub import CommitOperationAdd, HfApi
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def parse_tokens(spec: str) -> dict[str, tuple[str, str]]:
-    """'tokA=alice:write,tokB=bob:read' -> {token: (user, role)}."""
-    tokens = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        token, _, rest = item.partition("=")
-        user, _, role = rest.partition(":")
-        if not token or not user or role not in ("read", "write"):
-            raise ValueError(f"bad token entry {item!r}: expected TOKEN=USER:read|write")
-        tokens[token] = (user, role)
-    return tokens
-
-
 def seed_folder(api: HfApi, repo_id: str, folder: Path, message: str = "Upload model") -> str:
     """Create `repo_id` if needed and commit every file of `folder`; returns the commit sha."""
     api.create_repo(repo_id, exist_ok=True)

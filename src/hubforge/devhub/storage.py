@@ -1,7 +1,8 @@
 """Persistent state of the local Hub: repos, commits and refs in SQLite, file contents as content-addressed blobs.
 
 A commit stores its whole tree (path -> blob entry), so any revision can be served without walking history, and a
-commit becomes visible only when its ref moves, inside one SQLite transaction: a push is atomic.
+commit becomes visible only when its ref moves, inside one SQLite transaction: a push is atomic. LFS objects are
+scoped to the repo they were uploaded to, so an oid is no capability to read another repo's file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ CREATE TABLE IF NOT EXISTS commits (
 CREATE TABLE IF NOT EXISTS refs (
     repo_id TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, oid TEXT NOT NULL,
     PRIMARY KEY (repo_id, kind, name));
-CREATE TABLE IF NOT EXISTS lfs_objects (oid TEXT PRIMARY KEY, size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS repo_lfs (
+    repo_id TEXT NOT NULL, oid TEXT NOT NULL, size INTEGER NOT NULL, PRIMARY KEY (repo_id, oid));
 """
 
 LFS_SUFFIXES = {".onnx", ".onnx_data", ".bin", ".safetensors", ".mnn", ".pt", ".h5", ".msgpack", ".png", ".tflite",
@@ -76,6 +78,24 @@ class ConflictError(Exception):
     """The branch moved since the client's parent commit."""
 
 
+class RefusedTarget(Exception):
+    """A commit names a ref it cannot move: a tag, a bare commit oid, or a pull request that does not exist."""
+
+
+def commit_target(revision: str) -> tuple[str, str]:
+    """The ref a commit moves: `main` and `refs/heads/main` -> ("branch", "main"), `refs/pr/3` -> ("pr", "3")."""
+    if revision.startswith("refs/pr/"):
+        number = revision.removeprefix("refs/pr/")
+        if not number.isdigit():
+            raise RefusedTarget(f"{revision} is not a pull request ref")
+        return "pr", number
+    if revision.startswith("refs/heads/"):
+        return "branch", revision.removeprefix("refs/heads/")
+    if revision.startswith("refs/"):
+        raise RefusedTarget(f"cannot commit to {revision}: only branches and open pull requests take commits")
+    return "branch", revision
+
+
 class HubStore:
     """Repos, commits, refs and blobs on disk. Safe to share between the server's worker threads."""
 
@@ -102,29 +122,34 @@ class HubStore:
             tmp.replace(path)
         return sha256
 
-    def put_lfs_stream(self, expected_sha256: str, chunks) -> int:
-        """Store an LFS upload only if its content hashes to the announced oid; returns the size."""
+    def put_lfs_stream(self, repo_id: str, expected_sha256: str, expected_size: int, chunks) -> None:
+        """Store an LFS upload for `repo_id` only if its content has the announced oid and size."""
         digest = hashlib.sha256()
         tmp = self.blob_dir / f"upload-{expected_sha256}-{threading.get_ident()}-{time.monotonic_ns()}"
         size = 0
-        with tmp.open("wb") as fh:
-            for chunk in chunks:
-                digest.update(chunk)
-                fh.write(chunk)
-                size += len(chunk)
-        if digest.hexdigest() != expected_sha256:
-            tmp.unlink()
-            raise ValueError(f"uploaded content hashes to {digest.hexdigest()}, not {expected_sha256}")
-        path = self.blob_path(expected_sha256)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.replace(path)
+        try:
+            with tmp.open("wb") as fh:
+                for chunk in chunks:
+                    size += len(chunk)
+                    if size > expected_size:
+                        raise ValueError(f"upload is larger than the announced {expected_size} bytes")
+                    digest.update(chunk)
+                    fh.write(chunk)
+            if size != expected_size or digest.hexdigest() != expected_sha256:
+                raise ValueError(f"uploaded content ({size} bytes, sha256 {digest.hexdigest()}) is not "
+                                 f"the announced {expected_size} bytes with sha256 {expected_sha256}")
+            path = self.blob_path(expected_sha256)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO lfs_objects VALUES (?, ?)", (expected_sha256, size))
-        return size
+            self._db.execute("INSERT OR REPLACE INTO repo_lfs VALUES (?, ?, ?)", (repo_id, expected_sha256, size))
 
-    def has_lfs(self, sha256: str, size: int | None = None) -> bool:
-        row = self._db.execute("SELECT size FROM lfs_objects WHERE oid=?", (sha256,)).fetchone()
-        return row is not None and (size is None or row[0] == size)
+    def has_lfs(self, repo_id: str, sha256: str, size: int) -> bool:
+        """Whether `repo_id` may reference this LFS object: it was uploaded to that repo."""
+        row = self._one("SELECT 1 FROM repo_lfs WHERE repo_id=? AND oid=? AND size=?", (repo_id, sha256, size))
+        return row is not None
 
     # repos
     def create_repo(self, repo_id: str, private: bool, author: str) -> bool:
@@ -147,22 +172,32 @@ class HubStore:
             if not self.repo_exists(repo_id):
                 return False
             self._db.execute("BEGIN")
-            for table in ("repos", "commits", "refs"):
+            for table in ("repos", "commits", "refs", "repo_lfs"):
                 self._db.execute(f"DELETE FROM {table} WHERE repo_id=?", (repo_id,))
             self._db.execute("COMMIT")
             return True
 
     def repo_exists(self, repo_id: str) -> bool:
-        return self._db.execute("SELECT 1 FROM repos WHERE repo_id=?", (repo_id,)).fetchone() is not None
+        return self._one("SELECT 1 FROM repos WHERE repo_id=?", (repo_id,)) is not None
 
     def repo_row(self, repo_id: str) -> tuple | None:
-        return self._db.execute("SELECT private, created_at FROM repos WHERE repo_id=?", (repo_id,)).fetchone()
+        return self._one("SELECT private, created_at FROM repos WHERE repo_id=?", (repo_id,))
 
     # refs and commits
     def refs(self, repo_id: str) -> list[tuple[str, str, str]]:
-        return self._db.execute(
-            "SELECT kind, name, oid FROM refs WHERE repo_id=? ORDER BY kind, name", (repo_id,)
-        ).fetchall()
+        with self._lock:
+            return self._db.execute(
+                "SELECT kind, name, oid FROM refs WHERE repo_id=? ORDER BY kind, name", (repo_id,)
+            ).fetchall()
+
+    def _one(self, sql: str, params: tuple) -> tuple | None:
+        """Reads share the writers' lock: one connection serves every thread, and must not read mid-transaction."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _ref(self, repo_id: str, kind: str, name: str) -> str | None:
+        row = self._one("SELECT oid FROM refs WHERE repo_id=? AND kind=? AND name=?", (repo_id, kind, name))
+        return row[0] if row else None
 
     def resolve(self, repo_id: str, revision: str) -> str | None:
         """Branch, tag, refs/pr/N or full commit oid -> commit oid."""
@@ -175,21 +210,19 @@ class HubStore:
         else:
             kind, name = None, revision
         for k in ([kind] if kind else ["branch", "tag"]):
-            row = self._db.execute(
-                "SELECT oid FROM refs WHERE repo_id=? AND kind=? AND name=?", (repo_id, k, name)
-            ).fetchone()
-            if row:
-                return row[0]
+            oid = self._ref(repo_id, k, name)
+            if oid:
+                return oid
         if kind is None and len(revision) == 40:
-            row = self._db.execute("SELECT oid FROM commits WHERE repo_id=? AND oid=?", (repo_id, revision)).fetchone()
+            row = self._one("SELECT oid FROM commits WHERE repo_id=? AND oid=?", (repo_id, revision))
             if row:
                 return row[0]
         return None
 
     def commit(self, oid: str) -> Commit:
-        row = self._db.execute(
+        row = self._one(
             "SELECT oid, repo_id, parent, title, message, author, created_at, tree FROM commits WHERE oid=?", (oid,)
-        ).fetchone()
+        )
         tree = {path: Entry(**value) for path, value in json.loads(row[7]).items()}
         return Commit(*row[:7], tree=tree)
 
@@ -215,7 +248,7 @@ class HubStore:
     def apply_commit(
         self,
         repo_id: str,
-        branch: str,
+        revision: str,
         title: str,
         message: str,
         author: str,
@@ -224,13 +257,24 @@ class HubStore:
         expected_parent: str | None,
         create_pr: bool,
     ) -> tuple[str, int | None]:
-        """Write one commit and move its ref in a single transaction. Returns (oid, pr number or None)."""
+        """Write one commit and move the ref `revision` names in a single transaction.
+
+        Returns (oid, pr number or None). A branch or an existing `refs/pr/N` moves; with `create_pr` a new pull
+        request starts from the branch. A tag or a commit oid raises RefusedTarget, an unknown branch KeyError.
+        """
+        kind, name = commit_target(revision)
+        if create_pr and kind != "branch":
+            raise RefusedTarget("a pull request starts from a branch")
         with self._lock:
-            head = self.resolve(repo_id, branch)
+            head = self._ref(repo_id, kind, name)
             if head is None:
-                raise KeyError(branch)
+                if self.resolve(repo_id, revision) is not None:
+                    raise RefusedTarget(f"{revision} is a tag or a commit, not a branch: commits move branches only")
+                if kind == "pr":
+                    raise RefusedTarget(f"pull request {name} does not exist")
+                raise KeyError(revision)
             if expected_parent is not None and expected_parent != head:
-                raise ConflictError(f"branch {branch} is at {head}, not at parent commit {expected_parent}")
+                raise ConflictError(f"{revision} is at {head}, not at parent commit {expected_parent}")
             tree = dict(self.commit(head).tree)
             for path in deletions:
                 if path.endswith("/"):
@@ -252,7 +296,7 @@ class HubStore:
                     self._db.execute("INSERT INTO refs VALUES (?, 'pr', ?, ?)", (repo_id, str(pr_num), oid))
                 else:
                     self._db.execute(
-                        "UPDATE refs SET oid=? WHERE repo_id=? AND kind='branch' AND name=?", (oid, repo_id, branch)
+                        "UPDATE refs SET oid=? WHERE repo_id=? AND kind=? AND name=?", (oid, repo_id, kind, name)
                     )
                 self._db.execute("COMMIT")
             except Exception:
@@ -260,17 +304,15 @@ class HubStore:
                 raise
             return oid, pr_num
 
-    def create_tag(self, repo_id: str, tag: str, oid: str) -> bool:
+    def create_ref(self, repo_id: str, kind: str, name: str, oid: str) -> bool:
+        """Create a tag or branch; False if one of that name exists."""
         with self._lock:
-            exists = self._db.execute(
-                "SELECT 1 FROM refs WHERE repo_id=? AND kind='tag' AND name=?", (repo_id, tag)
-            ).fetchone()
-            if exists:
+            if self._ref(repo_id, kind, name) is not None:
                 return False
-            self._db.execute("INSERT INTO refs VALUES (?, 'tag', ?, ?)", (repo_id, tag, oid))
+            self._db.execute("INSERT INTO refs VALUES (?, ?, ?, ?)", (repo_id, kind, name, oid))
             return True
 
-    def delete_tag(self, repo_id: str, tag: str) -> bool:
+    def delete_ref(self, repo_id: str, kind: str, name: str) -> bool:
         with self._lock:
-            cur = self._db.execute("DELETE FROM refs WHERE repo_id=? AND kind='tag' AND name=?", (repo_id, tag))
+            cur = self._db.execute("DELETE FROM refs WHERE repo_id=? AND kind=? AND name=?", (repo_id, kind, name))
             return cur.rowcount > 0

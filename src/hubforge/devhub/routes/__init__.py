@@ -1,0 +1,1 @@
+"""The devhub's HTTP routes, one router per concern."""
