@@ -30,7 +30,8 @@ def prepare(folder: Path) -> None:
 
     from hubforge.datasets import sample_texts
     from hubforge.devhub.seed import bundled_minilm
-    from hubforge.pipeline import EvalOptions, model_io, run
+    from hubforge.pipeline import EvalOptions, run
+    from hubforge.reference import model_io
     from hubforge.runtimes import TorchRuntime, model_feed
     from hubforge.source import local_source
     from hubforge.spec import load_spec
@@ -40,7 +41,7 @@ def prepare(folder: Path) -> None:
     variant = run(spec, source, ["fp16"], EvalOptions(quality=False, speed=False)).published[0]
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(variant.files["onnx/model_fp16.onnx"], folder / "model_fp16.onnx")
-    tokenizer = AutoTokenizer.from_pretrained(model_io(spec, source).tokenizer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_io(spec, source).model_dir)
     feed = model_feed(tokenizer, sample_texts("banking77", 32, split="train", seed=3), None, SEQ, pad_to_max=True)
     hidden = TorchRuntime(source.path, spec.task).forward(feed)
     np.savez(folder / "reference.npz", embeddings=mean_pool(hidden, feed["attention_mask"]), **feed)

@@ -32,11 +32,12 @@ from hubforge.devhub.seed import bundled_minilm
 from hubforge.evaluation.fidelity import cosine_rows
 from hubforge.evaluation.hardware import fingerprint
 from hubforge.evaluation.speed import measure_speed
-from hubforge.pipeline import EvalOptions, model_io, run
+from hubforge.pipeline import EvalOptions, run
+from hubforge.reference import model_io
 from hubforge.runtimes import OpenVinoRuntime, OrtRuntime, TextEncoder, TorchRuntime
 from hubforge.source import local_source
 from hubforge.spec import load_spec
-from hubforge.targets import TARGETS
+from hubforge.targets import get_target
 from hubforge.targets.base import BuildInputs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -100,7 +101,7 @@ def static_ov_int8(spec, source) -> Contender:
     variant = run(static_spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
     inputs = BuildInputs(static_spec, source, Path(), [], model_io(static_spec, source))
     return Contender(f"hubforge ov-int8 static [1,{spec.max_length}]", "hubforge (spec option static_shape)",
-                     lambda: TARGETS["ov-int8"]().load(variant.files, inputs))
+                     lambda: get_target("ov-int8").load(variant.files, inputs))
 
 
 def measure(contenders: list[Contender], texts: list[str], io_, rounds: int, block: int, threads: int,
@@ -174,7 +175,7 @@ def main() -> None:
         contenders += [Contender(name, "sentence-transformers helper",
                                  lambda p=path: OpenVinoRuntime(p) if p.suffix == ".xml" else OrtRuntime(p))
                        for name, path in helpers.items()]
-        contenders += [Contender(f"hubforge {v.name}", "hubforge", lambda v=v: TARGETS[v.name]().load(v.files, inputs),
+        contenders += [Contender(f"hubforge {v.name}", "hubforge", lambda v=v: get_target(v.name).load(v.files, inputs),
                                  v.cpu_target) for v in result.published]
         if "ov-int8" in args.formats.split(","):
             contenders.append(static_ov_int8(spec, source))

@@ -1,22 +1,23 @@
-"""Stage 7 — the model card: Hub metadata plus results tables, all rendered from the results object."""
+"""Stage 8 — the model card: Hub metadata (huggingface_hub's `ModelCardData`, MTEB-style model-index) plus results
+tables, all rendered from the results object. Each format's library name, tags and usage template come from its
+`Target`, so a new format needs nothing here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
+from huggingface_hub import ModelCard, ModelCardData
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .errors import CardError
+from .evaluation.tasks import eval_results
 from .paths import TEMPLATES_DIR
-from .pipeline import RunResult, VariantResult
 from .plot import PLOT_FILE
+from .results import RunResult, VariantResult
+from .targets import get_target
 
 PIPELINE_TAGS = {"sentence-embedding": "sentence-similarity", "cross-encoder": "text-classification",
                  "feature-extraction": "feature-extraction"}
-LIBRARY = {"onnx": "onnx", "qnn": "onnx", "amd": "onnx", "openvino": "openvino", "mnn": "mnn"}
-HARDWARE_TAGS = {"qnn": ["qualcomm", "qnn", "npu"], "amd": ["amd", "vitis-ai", "ryzen-ai", "npu"],
-                 "openvino": ["intel", "openvino"], "mnn": ["mnn", "mobile", "edge"], "onnx": ["onnxruntime"]}
 
 
 @dataclass(frozen=True)
@@ -31,36 +32,25 @@ def repo_id_for(result: RunResult, suffix: str) -> str:
     return f"{result.spec.publish.org}/{result.spec.repo_base}-{suffix}"
 
 
-def metric_rows(variant: VariantResult) -> list[dict]:
-    return [{"type": name.replace("@", "_at_"), "name": name, "value": round(value, 4)}
-            for name, value in variant.quality.items()]
-
-
-def card_metadata(result: RunResult, suffix: str, variants: list[VariantResult]) -> dict:
+def card_data(result: RunResult, repo_id: str, variants: list[VariantResult]) -> ModelCardData:
+    """The card's YAML header; the model-index carries the repo's default variant (its first file), whose task
+    scores are mteb's main scores on the data sets named."""
     if not result.source.license:
         raise CardError(f"upstream model {result.source.repo_id} declares no license",
                         "add `license:` to the upstream card, or publish only models whose license allows it")
-    tags = ["hubforge", *HARDWARE_TAGS[suffix], *sorted({v.precision for v in variants}), result.spec.task]
-    index_results = []
-    for variant in variants:
-        rows = metric_rows(variant)
-        if rows:
-            index_results.append({
-                "task": {"type": PIPELINE_TAGS[result.spec.task]},
-                "dataset": {"type": "banking77", "name": f"Banking77 ({variant.name} artifact)"},
-                "metrics": [{"type": r["type"], "name": r["name"], "value": r["value"]} for r in rows],
-            })
-    metadata = {
-        "base_model": result.source.repo_id,
-        "base_model_relation": "quantized",
-        "license": result.source.license,
-        "library_name": LIBRARY[suffix],
-        "pipeline_tag": PIPELINE_TAGS[result.spec.task],
-        "tags": list(dict.fromkeys(tags)),
-    }
-    if index_results:
-        metadata["model-index"] = [{"name": repo_id_for(result, suffix), "results": index_results}]
-    return metadata
+    targets = [get_target(v.name) for v in variants]
+    tags = ["hubforge", *(t for target in targets for t in target.tags), *sorted({v.precision for v in variants}),
+            result.spec.task]
+    return ModelCardData(
+        base_model=result.source.repo_id,
+        base_model_relation="quantized",
+        license=result.source.license,
+        library_name=targets[0].library_name,
+        pipeline_tag=PIPELINE_TAGS[result.spec.task],
+        tags=list(dict.fromkeys(tags)),
+        model_name=repo_id,
+        eval_results=eval_results(variants[0].tasks) or None,
+    )
 
 
 def _environment() -> Environment:
@@ -80,16 +70,19 @@ def render_cards(result: RunResult, plot: bool = False) -> list[RepoCard]:
     by_repo: dict[str, list[VariantResult]] = {}
     for variant in result.published:
         by_repo.setdefault(variant.repo_suffix, []).append(variant)
+    tasks = result.reference.tasks
     cards = []
     for suffix, variants in by_repo.items():
-        metadata = card_metadata(result, suffix, variants)
         repo_id = repo_id_for(result, suffix)
-        body = env.get_template("card.md.j2").render(
-            r=result, repo_id=repo_id, suffix=suffix, variants=variants, reference=result.reference,
-            quality_keys=list(result.reference.quality), spec=result.spec, source=result.source,
-            hardware=result.hardware, siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
-            rejected=[v for v in result.variants if not v.passed], plot_file=PLOT_FILE if plot else None,
-        )
-        header = yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True)
-        cards.append(RepoCard(repo_id, suffix, f"---\n{header}---\n\n{body}", metadata))
+        context = dict(r=result, repo_id=repo_id, suffix=suffix, variants=variants, reference=result.reference,
+                       tasks=tasks, spec=result.spec, source=result.source, hardware=result.hardware,
+                       siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
+                       rejected=result.not_published, plot_file=PLOT_FILE if plot else None)
+        usage = {v.name: env.from_string(get_target(v.name).template_path().read_text()).render(**context)
+                 for v in variants}
+        body = env.get_template("card.md.j2").render(usage=usage, **context)
+        data = card_data(result, repo_id, variants)
+        text = f"---\n{data.to_yaml()}\n---\n\n{body}"
+        ModelCard(text)  # huggingface_hub's own parser must accept what we publish
+        cards.append(RepoCard(repo_id, suffix, text, data.to_dict()))
     return cards

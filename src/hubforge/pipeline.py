@@ -1,86 +1,41 @@
-"""The whole job, top to bottom: spec → source → reference → targets → evaluation → gate (→ card → publish)."""
+"""The whole job, top to bottom, as stages that only flow forward:
+spec → source → reference → targets (build) → measure → gate → evaluation → gate (retention) → card → publish.
+
+`run` measures; `publish` (also `hubforge.publish`) runs it and then renders, plans and pushes, so the Python
+API publishes exactly as the CLI does. A failure inside one candidate of one format is recorded as a failed
+attempt and the run goes on; only typed HubforgeErrors before publishing stop it.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import __version__
-from .build import BuiltArtifact, build_format, cache_key
+from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .evaluation.fidelity import Fidelity
-from .evaluation.hardware import Hardware, fingerprint
-from .evaluation.quality import check_mteb_tasks, evaluate_quality
-from .evaluation.speed import Speed, measure_speed
+from .evaluation.hardware import fingerprint
+from .evaluation.speed import measure_speed
+from .evaluation.tasks import check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
+from .gate import check_fidelity, check_retention
+from .measure import MeasuredArtifact, measure_artifact
 from .paths import cache_dir
-from .runtimes import ModelIO, Runtime, TextEncoder, TorchRuntime
+from .reference import Reference, compute_reference, model_io
+from .results import Attempt, RunResult, VariantResult
 from .source import SourceModel
-from .spec import ModelSpec
-from .targets.base import BuildInputs
+from .spec import GateSpec, ModelSpec
+from .targets import get_target
+from .targets.base import BuildInputs, Target
 
 Report = Callable[[str], None]
 
-
-@dataclass(frozen=True)
-class VariantResult:
-    """One row of the results: the fp32 reference or an artifact, with everything measured about it."""
-
-    name: str
-    runtime: str
-    precision: str
-    target_hardware: str
-    cpu_target: bool
-    repo_suffix: str | None
-    passed: bool
-    gate: str
-    config: dict
-    attempts: list[dict]
-    fidelity: Fidelity | None
-    quality: dict[str, float]
-    retention: dict[str, float]
-    speed: Speed | None
-    size_bytes: int
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name, "runtime": self.runtime, "precision": self.precision,
-            "target_hardware": self.target_hardware, "cpu_target": self.cpu_target,
-            "repo_suffix": self.repo_suffix, "passed": self.passed,
-            "gate": self.gate, "config": self.config, "attempts": self.attempts,
-            "fidelity": self.fidelity.as_dict() if self.fidelity else None, "quality": self.quality,
-            "retention": self.retention, "speed": self.speed.as_dict() if self.speed else None,
-            "size_bytes": self.size_bytes, "files": sorted(self.files),
-        }
-
-
-@dataclass(frozen=True)
-class RunResult:
-    spec: ModelSpec
-    source: SourceModel
-    hardware: Hardware
-    reference: VariantResult
-    variants: list[VariantResult]
-    hubforge_version: str = __version__
-
-    @property
-    def published(self) -> list[VariantResult]:
-        return [v for v in self.variants if v.passed]
-
-    def as_dict(self) -> dict:
-        return {
-            "model": self.spec.id,
-            "upstream": {"repo": self.source.repo_id, "revision": self.source.revision, "sha": self.source.sha,
-                         "license": self.source.license},
-            "spec_hash": self.spec.digest(),
-            "hubforge_version": self.hubforge_version,
-            "hardware": self.hardware.as_dict(),
-            "reference": self.reference.as_dict(),
-            "variants": [v.as_dict() for v in self.variants],
-        }
+EXIT_OK = 0
+EXIT_ERROR = 1  # a typed error before anything was published: bad spec, missing model, bad token, Hub refusal
+EXIT_USAGE = 2  # click's code for a bad command line
+EXIT_NOT_ALL_PUBLISHED = 3  # the run finished, but at least one requested format was not published
 
 
 @dataclass(frozen=True)
@@ -89,67 +44,173 @@ class EvalOptions:
     speed: bool = True
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
+    def skipped(self) -> tuple[str, ...]:
+        return tuple(what for what, on in (("task quality: --no-quality", self.quality),
+                                           ("speed: --no-speed", self.speed)) if not on)
 
-def model_io(spec: ModelSpec, source: SourceModel) -> ModelIO:
-    return ModelIO(source.path, spec.task, spec.pooling, spec.normalize, spec.max_length)
+
+def failure(exc: BaseException) -> str:
+    """'ExceptionType: first line of its message', as results.json and the card show a failed attempt."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _measure(encoder: TextEncoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
-    quality = evaluate_quality(encoder, spec) if options.quality else {}
+@dataclass(frozen=True)
+class FormatOutcome:
+    """A format's search: every attempt, and the measured artifact of the one that passed (if any)."""
+
+    name: str
+    target: Target | None
+    gate: GateSpec | None
+    attempts: list[Attempt]
+    artifact: MeasuredArtifact | None
+
+
+def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_root: Path,
+                  report: Report) -> FormatOutcome:
+    """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt."""
+    try:
+        target = get_target(name)
+        options = target.options_model.model_validate(inputs.spec.formats.get(name, {}))
+        gate = target.gate(options, inputs.spec)
+        candidates = target.candidates(options, inputs)
+    except Exception as exc:
+        report(f"{name}: failed → {failure(exc)}")
+        return FormatOutcome(name, None, None, [Attempt({}, error=failure(exc))], None)
+    attempts = []
+    for config in candidates:
+        label, config_dict = config.label(), config.model_dump(mode="json")
+        report(f"{name}: building {label}")
+        try:
+            files = build_candidate(target, inputs, options, config, cache_root)
+            artifact = measure_artifact(target, files, inputs, reference)
+        except Exception as exc:
+            attempts.append(Attempt(config_dict, error=failure(exc)))
+            report(f"{name}: {label} → failed: {failure(exc)}")
+            continue
+        decision = check_fidelity(artifact.fidelity, gate)
+        attempts.append(Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed))
+        report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
+        if decision.passed:
+            return FormatOutcome(name, target, gate, attempts, artifact)
+    return FormatOutcome(name, target, gate, attempts, None)
+
+
+def _measure(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
+    tasks = evaluate_tasks(encoder, spec) if options.quality else []
     speed = None
     if options.speed:
         speed = measure_speed(encoder, texts, spec.evaluation.latency_shape, spec.evaluation.throughput_batch,
                               spec.evaluation.timed_runs, options.threads)
-    return quality, speed
+    return tasks, speed
 
 
-def _retention(quality: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
-    return {k: v / reference[k] for k, v in quality.items() if reference.get(k)}
+def _variant(outcome: FormatOutcome, reference: VariantResult, spec: ModelSpec, options: EvalOptions,
+             texts: list[str], report: Report) -> VariantResult:
+    """Evaluate a format's passing artifact on its already-open runtime, then apply the retention gate."""
+    target, artifact = outcome.target, outcome.artifact
+    base = dict(name=outcome.name, attempts=outcome.attempts,
+                gate_thresholds=outcome.gate.model_dump() if outcome.gate else {},
+                runtime=target.runtime_name if target else "", precision=target.precision if target else "",
+                target_hardware=target.hardware if target else "", cpu_target=target.cpu_target if target else True,
+                repo_suffix=target.repo_suffix if target else None,
+                config=outcome.attempts[-1].config if outcome.attempts else {})
+    if artifact is None:
+        last = outcome.attempts[-1] if outcome.attempts else None
+        reason = (f"failed: {last.error}" if last and last.error else last.gate if last else "no candidate")
+        return VariantResult(passed=False, gate=reason, fidelity=last.fidelity if last else None, **base)
+    report(f"evaluate: {outcome.name}")
+    try:
+        tasks, speed = _measure(artifact.encoder, spec, options, texts)
+    except Exception as exc:
+        return VariantResult(passed=False, gate=f"failed (evaluation): {failure(exc)}", fidelity=artifact.fidelity,
+                             **base)
+    retention = {t.task: t.main_score / reference.quality[t.task] for t in tasks if reference.quality.get(t.task)}
+    decision = check_retention(retention, outcome.gate)
+    return VariantResult(passed=decision.passed, gate=decision.summary(), fidelity=artifact.fidelity, tasks=tasks,
+                         retention=retention, speed=speed, size_bytes=artifact.size_bytes, files=artifact.files,
+                         **base)
 
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
         report: Report = lambda msg: None, cache_root: Path | None = None) -> RunResult:
     if options.quality:
-        check_mteb_tasks(spec.evaluation.mteb_tasks)
+        check_tasks(spec)
     cache_root = cache_root or cache_dir()
     io = model_io(spec, source)
     calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
 
-    report("reference: fp32 PyTorch outputs")
-    reference_encoder = TextEncoder(io, TorchRuntime(source.path, spec.task))
-    reference_outputs = reference_encoder.outputs(fidelity_texts, spec.query_prefix)
+    report("reference: the model's own fp32 pipeline")
+    reference = compute_reference(io, spec, fidelity_texts)
 
     report("export: fp32 ONNX")
     fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
     inputs = BuildInputs(spec, source, fp32, calibration, io)
-
-    built: list[BuiltArtifact] = []
-    for name in formats:
-        built.append(build_format(name, inputs, cache_root, fidelity_texts, reference_outputs,
-                                  lambda fmt, msg: report(f"{fmt}: {msg}")))
+    outcomes = [search_format(name, inputs, reference, cache_root, report) for name in formats]
 
     report("evaluate: fp32 reference")
-    ref_quality, ref_speed = _measure(reference_encoder, spec, options, fidelity_texts)
-    reference = VariantResult(
+    ref_tasks, ref_speed = _measure(reference.encoder, spec, options, fidelity_texts)
+    reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
-        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, quality=ref_quality,
-        retention={}, speed=ref_speed, size_bytes=sum(p.stat().st_size for p in source.path.glob("*.safetensors")),
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
+        speed=ref_speed, size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
     )
-    variants = []
-    for artifact in built:
-        quality, speed = {}, None
-        if artifact.passed:
-            report(f"evaluate: {artifact.format}")
-            runtime: Runtime = artifact.target.load(artifact.files, inputs)
-            quality, speed = _measure(TextEncoder(io, runtime), spec, options, fidelity_texts)
-        target = artifact.target
-        variants.append(VariantResult(
-            name=artifact.format, runtime=target.runtime_name, precision=target.precision,
-            target_hardware=target.hardware, cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
-            passed=artifact.passed, gate=artifact.chosen.decision.summary(), config=artifact.chosen.config,
-            attempts=[a.as_dict() for a in artifact.attempts], fidelity=artifact.chosen.fidelity, quality=quality,
-            retention=_retention(quality, ref_quality), speed=speed, size_bytes=artifact.size_bytes,
-            files=artifact.files,
-        ))
-    return RunResult(spec, source, fingerprint(), reference, variants)
+    variants = [_variant(o, reference_row, spec, options, fidelity_texts, report) for o in outcomes]
+    return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped())
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    result: RunResult | None  # None when --if-changed found nothing to do
+    results_path: Path | None = None
+    written: list[Path] = field(default_factory=list)
+    pushed: list = field(default_factory=list)  # publish.PushResult
+
+    @property
+    def exit_code(self) -> int:
+        if self.result is None or all(v.passed for v in self.result.variants):
+            return EXIT_OK
+        return EXIT_NOT_ALL_PUBLISHED
+
+
+def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path | None = None,
+            dry_run: bool = False, out_dir: Path = Path("out"), token: str | None = None, create_pr: bool = False,
+            options: EvalOptions = EvalOptions(), if_changed: bool = False,
+            report: Report = lambda msg: None) -> PublishOutcome:
+    """Measure every format, then card, plot, plan and either write the repos (dry run) or push them."""
+    from .card import render_cards
+    from .hub import make_api
+    from .plot import PLOT_FILE, render_variant_plot
+    from .publish import check_write_access, plan_repos, push_repo, write_local
+    from .source import fetch_source, local_source
+
+    formats = formats or list(spec.formats)
+    api = make_api(token)
+    if not dry_run:
+        check_write_access(api)
+    if if_changed:
+        from .updates import check_spec
+
+        stale = [s for s in check_spec(api, spec, formats) if s.stale]
+        for status in stale:
+            report(f"{status.repo_id}: {status.reason}")
+        if not stale:
+            return PublishOutcome(None)
+    source = local_source(spec, source_dir) if source_dir else fetch_source(spec, api)
+    report(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
+    result = run(spec, source, formats, options, report)
+
+    plot = render_variant_plot(result, out_dir / f"{spec.id}.{PLOT_FILE}")
+    plans = plan_repos(result, render_cards(result, plot=plot is not None), plot)
+    results_path = out_dir / f"{spec.id}.results.json"
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(result.as_dict(), indent=2))
+    for variant in [result.reference, *result.published]:
+        write_mteb_results(variant.tasks, out_dir / "mteb-results", f"{spec.publish.org}/{spec.repo_base}",
+                           variant.name.split(" ")[0])
+    if dry_run:
+        return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
+    return PublishOutcome(result, results_path, pushed=[push_repo(api, plan, create_pr=create_pr) for plan in plans])
+
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .pipeline import RunResult, VariantResult
+from .results import RunResult, VariantResult
 
 PLOT_FILE = "hubforge_variants.png"
 

@@ -9,18 +9,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
-from requests import HTTPError
+from huggingface_hub.errors import HfHubHTTPError
 
 from .card import RepoCard
 from .errors import AuthError
 from .hub import hub_error, with_retries
-from .pipeline import RunResult
+from .results import RunResult
 from .plot import PLOT_FILE
 
 MANIFEST = "hubforge.json"
-ROOT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-              "merges.txt", "sentencepiece.bpe.model", "spiece.model", "added_tokens.json", "modules.json",
-              "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json")
+WEIGHT_SUFFIXES = {".safetensors", ".bin", ".h5", ".msgpack", ".onnx", ".ot", ".pt", ".pth", ".gguf"}
+SKIPPED = {"README.md", ".gitattributes"}
+
+
+def pipeline_files(model_dir: Path) -> dict[str, Path]:
+    """What a consumer's pipeline reads besides the transformer's weights: configs, the tokenizer and every
+    sentence-transformers module folder (1_Pooling/, 2_Dense/ with its weights, ...)."""
+    files = {}
+    for path in sorted(model_dir.rglob("*")):
+        rel = path.relative_to(model_dir)
+        if not path.is_file() or ".cache" in rel.parts or rel.name in SKIPPED:
+            continue
+        if len(rel.parts) == 1 and rel.suffix in WEIGHT_SUFFIXES:
+            continue
+        if rel.parts[0] in ("onnx", "openvino"):  # upstream's own exports are not ours to republish
+            continue
+        files[rel.as_posix()] = path
+    return files
 
 
 @dataclass(frozen=True)
@@ -56,10 +71,7 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
     plans = []
     for card in cards:
         variants = [v for v in result.published if v.repo_suffix == card.suffix]
-        files: dict[str, bytes | Path] = {}
-        for name in ROOT_FILES:
-            if (result.source.path / name).exists():
-                files[name] = result.source.path / name
+        files: dict[str, bytes | Path] = dict(pipeline_files(result.source.path))
         for variant in variants:
             files.update(variant.files)
         files["README.md"] = card.text.encode()
@@ -103,7 +115,7 @@ def check_write_access(api: HfApi) -> str:
         raise AuthError("no Hub token", "set HF_TOKEN or pass --token with a write token")
     try:
         info = api.whoami()
-    except HTTPError as exc:
+    except HfHubHTTPError as exc:
         raise hub_error(exc, "checking the token") from exc
     role = info.get("auth", {}).get("accessToken", {}).get("role")
     if role not in ("write", "fineGrained", None):

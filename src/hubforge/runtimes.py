@@ -1,12 +1,17 @@
 """One small interface per runtime, so every artifact and the fp32 reference are evaluated by the same code.
 
-A runtime maps tokenized numpy inputs to the model's raw output (last_hidden_state or logits); `TextEncoder`
-does tokenization, pooling and normalisation once for all of them.
+A runtime maps tokenized numpy inputs to the model's raw output (last_hidden_state or logits), fed exactly the
+inputs its graph or forward() takes. `TextEncoder` then runs the model's own sentence-transformers module chain
+(Pooling, Dense, Normalize, ...) or cross-encoder activation on that output, as a consumer of the published repo
+gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`reference_encoder`).
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -23,24 +28,37 @@ class Runtime(Protocol):
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+def feed_for(input_names: list[str], feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Exactly the inputs a model takes: token_type_ids only where it has them (zeros if the tokenizer gave
+    none), nothing it would reject (DistilBERT, MPNet and ModernBERT take no token_type_ids)."""
+    selected = {name: feed[name] for name in input_names if name in feed}
+    if "token_type_ids" in input_names and "token_type_ids" not in selected:
+        selected["token_type_ids"] = np.zeros_like(feed["input_ids"])
+    return selected
+
+
 class TorchRuntime:
-    """The fp32 PyTorch original: the reference every artifact is measured against."""
+    """The fp32 PyTorch network (transformers), fed the arguments its forward() declares."""
 
     name = "pytorch"
     static_shape = None
     provider = "cpu"
 
-    def __init__(self, model_dir: Path, task: str):
+    def __init__(self, model_dir: Path | None = None, task: str = "sentence-embedding", model=None,
+                 trust_remote_code: bool = False):
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
 
-        cls = AutoModelForSequenceClassification if task == "cross-encoder" else AutoModel
-        self.model = cls.from_pretrained(model_dir, dtype=torch.float32).eval()
+        if model is None:
+            cls = AutoModelForSequenceClassification if task == "cross-encoder" else AutoModel
+            model = cls.from_pretrained(model_dir, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        self.model = model.eval()
+        self.inputs = [n for n in INPUT_NAMES if n in inspect.signature(model.forward).parameters]
         self._torch = torch
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         with self._torch.inference_mode():
-            out = self.model(**{k: self._torch.from_numpy(v) for k, v in feed.items()})
+            out = self.model(**{k: self._torch.from_numpy(v) for k, v in feed_for(self.inputs, feed).items()})
         tensor = out.logits if hasattr(out, "logits") else out.last_hidden_state
         return tensor.float().numpy()
 
@@ -67,7 +85,7 @@ class OrtRuntime:
         self.static_shape = tuple(shape) if all(isinstance(d, int) for d in shape) else None
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0].astype(np.float32)
+        return self.session.run(None, feed_for(self.inputs, feed))[0].astype(np.float32)
 
 
 class OpenVinoRuntime:
@@ -89,7 +107,7 @@ class OpenVinoRuntime:
         self.request = self.compiled.create_infer_request()
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        result = self.request.infer({k: v for k, v in feed.items() if k in self.inputs})
+        result = self.request.infer(feed_for(self.inputs, feed))
         return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32)
 
 
@@ -111,6 +129,7 @@ class MnnRuntime:
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         F = self._F
+        feed = feed_for(self.inputs, feed)
         args = [F.const(feed[name].astype(np.int32), list(feed[name].shape), F.NCHW, F.int) for name in self.inputs]
         out = self.module.forward(args)
         out = out[0] if isinstance(out, (list, tuple)) else out
@@ -119,70 +138,140 @@ class MnnRuntime:
 
 def model_feed(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int,
                pad_to_max: bool) -> dict[str, np.ndarray]:
-    """The int64 inputs every exported encoder takes; token_type_ids are zeros where the tokenizer has none.
+    """The int64 inputs the tokenizer gives; each runtime picks the ones its model takes (`feed_for`).
     Used for inference and for calibration alike, so both see the same inputs."""
     encoded = tokenizer(texts, pairs, padding="max_length" if pad_to_max else True, truncation=True,
                         max_length=max_length, return_tensors="np")
-    feed = {k: v.astype(np.int64) for k, v in encoded.items() if k in INPUT_NAMES}
-    feed.setdefault("token_type_ids", np.zeros_like(feed["input_ids"]))
-    return feed
+    return {k: v.astype(np.int64) for k, v in encoded.items() if k in INPUT_NAMES}
 
 
 @dataclass(frozen=True)
 class ModelIO:
-    """What a model needs around its runtime: tokenizer, task, pooling."""
+    """What a model needs around its runtime: its folder (tokenizer, module configs), task, pooling."""
 
-    tokenizer_dir: Path
+    model_dir: Path
     task: str
     pooling: str
     normalize: bool
     max_length: int
+    trust_remote_code: bool = False
+
+    @property
+    def is_sentence_transformer(self) -> bool:
+        return self.task == "sentence-embedding" and (Path(self.model_dir) / "modules.json").exists()
+
+
+@lru_cache(maxsize=8)
+def _sentence_transformer(io: ModelIO):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(io.model_dir), device="cpu", local_files_only=True,
+                                trust_remote_code=io.trust_remote_code)
+    model.max_seq_length = io.max_length
+    return model
+
+
+@lru_cache(maxsize=8)
+def _cross_encoder(io: ModelIO):
+    from sentence_transformers import CrossEncoder
+
+    return CrossEncoder(str(io.model_dir), device="cpu", max_length=io.max_length, local_files_only=True,
+                        trust_remote_code=io.trust_remote_code)
+
+
+@lru_cache(maxsize=8)
+def post_modules(io: ModelIO) -> tuple:
+    """What runs after the transformer: a sentence-transformers model's own modules (Pooling with its declared
+    mode, Dense, Normalize, ...); for plain transformers models, the spec's pooling (and Normalize) as ST modules."""
+    from sentence_transformers.models import Normalize, Pooling
+
+    if io.is_sentence_transformer:
+        return tuple(_sentence_transformer(io))[1:]
+    hidden = json.loads((Path(io.model_dir) / "config.json").read_text()).get("hidden_size", 1)
+    pooling = "mean" if io.task == "feature-extraction" else io.pooling
+    modules = [Pooling(hidden, pooling_mode=pooling)]
+    if io.normalize and io.task == "sentence-embedding":
+        modules.append(Normalize())
+    return tuple(modules)
 
 
 class TextEncoder:
-    """Tokenize, run a runtime in batches, pool and normalise: sentence embeddings or cross-encoder scores."""
+    """Tokenize, run a runtime in batches, then the model's own post-processing: sentence embeddings or
+    cross-encoder scores."""
 
     def __init__(self, io: ModelIO, runtime: Runtime, batch_size: int = 32):
         from transformers import AutoTokenizer
 
         self.io = io
         self.runtime = runtime
-        self.tokenizer = AutoTokenizer.from_pretrained(io.tokenizer_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(io.model_dir)
         self.batch_size = 1 if runtime.static_shape else batch_size
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
         static = self.runtime.static_shape
         return model_feed(self.tokenizer, texts, pairs, static[1] if static else self.io.max_length, bool(static))
 
-    def _run(self, texts: list[str], pairs: list[str] | None) -> list[np.ndarray]:
-        outputs = []
+    def _run(self, texts: list[str], pairs: list[str] | None):
         for start in range(0, len(texts), self.batch_size):
             chunk = texts[start : start + self.batch_size]
             chunk_pairs = pairs[start : start + self.batch_size] if pairs else None
             feed = self.tokenize(chunk, chunk_pairs)
-            outputs.append((self.runtime.forward(feed), feed["attention_mask"]))
-        return outputs
+            yield self.runtime.forward(feed), feed
 
     def embed(self, texts: list[str], prefix: str = "") -> np.ndarray:
-        """Pooled sentence vectors; feature-extraction models are compared by their mean-pooled states."""
+        """Sentence vectors through the model's module chain; feature-extraction models by mean-pooled states."""
+        import torch
+
         vectors = []
-        for hidden, mask in self._run([prefix + t for t in texts], None):
-            if self.io.pooling == "cls" and self.io.task != "feature-extraction":
-                pooled = hidden[:, 0]
-            else:
-                weights = mask[..., None].astype(np.float32)
-                pooled = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
-            if self.io.normalize and self.io.task == "sentence-embedding":
-                pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-            vectors.append(pooled)
+        with torch.inference_mode():
+            for hidden, feed in self._run([prefix + t for t in texts], None):
+                features = {"token_embeddings": torch.from_numpy(hidden),
+                            "attention_mask": torch.from_numpy(feed["attention_mask"]),
+                            "input_ids": torch.from_numpy(feed["input_ids"])}
+                for module in post_modules(self.io):
+                    features = module(features)
+                vectors.append(features["sentence_embedding"].float().numpy())
         return np.concatenate(vectors).astype(np.float32)
 
     def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
-        """Cross-encoder relevance logits, one per (query, passage) pair."""
-        return np.concatenate([logits[:, 0] for logits, _ in self._run(queries, passages)]).astype(np.float32)
+        """Cross-encoder scores, one per (query, passage) pair, after the model's own activation function."""
+        import torch
+
+        activation = _cross_encoder(self.io).activation_fn
+        with torch.inference_mode():
+            scores = [activation(torch.from_numpy(logits)).float().numpy()[:, 0]
+                      for logits, _ in self._run(queries, passages)]
+        return np.concatenate(scores).astype(np.float32)
 
     def outputs(self, texts: list[str], prefix: str = "") -> np.ndarray:
         """What fidelity compares: embeddings, or scores of (text, next text) pairs for cross-encoders."""
         if self.io.task == "cross-encoder":
             return self.score(texts, texts[1:] + texts[:1])
         return self.embed(texts, prefix)
+
+
+class ReferenceEncoder(TextEncoder):
+    """The fp32 reference as users run it: `SentenceTransformer(dir).encode` for sentence-transformers models,
+    `CrossEncoder(dir).predict` for cross-encoders, the PyTorch model plus the spec's pooling otherwise. Its
+    `runtime` is the same PyTorch network, for timing."""
+
+    def __init__(self, io: ModelIO):
+        if io.is_sentence_transformer:
+            network = _sentence_transformer(io)[0].auto_model
+        elif io.task == "cross-encoder":
+            network = _cross_encoder(io).model
+        else:
+            network = None
+        super().__init__(io, TorchRuntime(io.model_dir, io.task, model=network,
+                                          trust_remote_code=io.trust_remote_code))
+
+    def embed(self, texts: list[str], prefix: str = "") -> np.ndarray:
+        if not self.io.is_sentence_transformer:
+            return super().embed(texts, prefix)
+        return _sentence_transformer(self.io).encode([prefix + t for t in texts], batch_size=self.batch_size,
+                                                     convert_to_numpy=True).astype(np.float32)
+
+    def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        scores = _cross_encoder(self.io).predict(list(zip(queries, passages)), batch_size=self.batch_size,
+                                                 convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(len(queries), -1)[:, 0]

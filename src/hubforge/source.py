@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import HfApi, snapshot_download
-from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import HfHubHTTPError
 
 from .errors import SourceError
-from .hub import hub_error
+from .hub import hub_error, upstream_head
 from .spec import ModelSpec
 
-WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model", "README.md", "1_Pooling/*", "*/config.json"]
+# the model, its tokenizer and every sentence-transformers module folder (1_Pooling/, 2_Dense/, ...) with its weights
+WEIGHT_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model", "README.md", "*_*/*.json", "*_*/*.safetensors",
+                   "*_*/*.txt"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,23 @@ class SourceModel:
     license: str | None
     card_data: dict = field(default_factory=dict)
     local: bool = False
+
+    @property
+    def config(self) -> dict:
+        return json.loads((self.path / "config.json").read_text())
+
+    @property
+    def model_type(self) -> str:
+        return self.config.get("model_type", "")
+
+
+def check_custom_code(source: SourceModel, spec: ModelSpec) -> SourceModel:
+    """A model whose config maps to its own code (auto_map) runs that code when loaded: only with consent."""
+    auto_map = source.config.get("auto_map")
+    if auto_map and not spec.trust_remote_code:
+        raise SourceError(f"{source.repo_id} runs custom code ({', '.join(sorted(auto_map))} in its auto_map)",
+                          "read that code, then set `trust_remote_code: true` in the spec to allow it")
+    return source
 
 
 def _card_data(readme: Path) -> dict:
@@ -50,22 +70,17 @@ def local_source(spec: ModelSpec, folder: Path) -> SourceModel:
         raise SourceError(f"{folder} is not a model directory (no config.json)",
                           "pass the folder written by save_pretrained()")
     card = _card_data(folder / "README.md")
-    return SourceModel(spec.source.repo, "local", _dir_digest(folder), folder, card.get("license"), card, local=True)
+    source = SourceModel(spec.source.repo, "local", _dir_digest(folder), folder, card.get("license"), card, local=True)
+    return check_custom_code(source, spec)
 
 
 def fetch_source(spec: ModelSpec, api: HfApi, cache_dir: Path | None = None) -> SourceModel:
     repo, revision = spec.source.repo, spec.source.revision
+    info = upstream_head(api, repo, revision)
     try:
-        info = api.model_info(repo, revision=revision)
         path = snapshot_download(repo, revision=info.sha, endpoint=api.endpoint, token=api.token,
                                  cache_dir=cache_dir, allow_patterns=WEIGHT_PATTERNS)
-    except RepositoryNotFoundError as exc:
-        raise SourceError(f"upstream model {repo} was not found on {api.endpoint}",
-                          "check source.repo in the spec, and that the token may read it") from exc
-    except RevisionNotFoundError as exc:
-        raise SourceError(f"upstream model {repo} has no revision {revision!r}",
-                          "check source.revision in the spec (branch, tag or commit sha)") from exc
     except HfHubHTTPError as exc:
         raise hub_error(exc, f"downloading {repo}") from exc
     card = dict(info.card_data.to_dict()) if info.card_data else {}
-    return SourceModel(repo, revision, info.sha, Path(path), card.get("license"), card)
+    return check_custom_code(SourceModel(repo, revision, info.sha, Path(path), card.get("license"), card), spec)

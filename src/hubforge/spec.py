@@ -14,6 +14,9 @@ from .errors import SpecError
 from .paths import SPECS_DIR
 
 
+POOLING_MODES = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")  # sentence-transformers'
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -29,6 +32,7 @@ class GateSpec(StrictModel):
     min_mean_cosine: float = Field(0.99, ge=-1, le=1)
     min_p5_cosine: float = Field(0.98, ge=-1, le=1)
     min_spearman: float = Field(0.98, ge=-1, le=1)
+    min_retention: float = Field(0.99, ge=0, le=2, description="each task's main score vs fp32")
 
 
 def _known_text_set(name: str) -> str:
@@ -69,8 +73,10 @@ class ModelSpec(StrictModel):
     id: str = Field(pattern=r"^[\w.-]+$")
     source: SourceSpec
     task: Literal["sentence-embedding", "cross-encoder", "feature-extraction"]
-    pooling: Literal["mean", "cls"] = "mean"
+    pooling: Literal[POOLING_MODES] = Field(
+        "mean", description="read from the model's own sentence-transformers config where it declares one")
     normalize: bool = True
+    trust_remote_code: bool = Field(False, description="allow models whose config maps to custom code (auto_map)")
     query_prefix: str = ""
     max_length: int = Field(128, ge=8, le=8192)
     calibration_texts: str = "banking77"
@@ -81,16 +87,11 @@ class ModelSpec(StrictModel):
 
     _texts = field_validator("calibration_texts")(_known_text_set)
 
-    @field_validator("formats")
+    @field_validator("formats", mode="before")
     @classmethod
-    def _known_formats(cls, formats: dict[str, dict]) -> dict[str, dict]:
-        from .targets import TARGETS
-
-        for name, options in formats.items():
-            if name not in TARGETS:
-                raise ValueError(f"unknown format {name!r}; valid formats: {', '.join(TARGETS)}")
-            TARGETS[name].options_model.model_validate(options or {})
-        return {name: options or {} for name, options in formats.items()}
+    def _empty_options(cls, formats: dict) -> dict:
+        """`onnx:` with nothing after it means default options."""
+        return {name: options or {} for name, options in (formats or {}).items()}
 
     @property
     def repo_base(self) -> str:

@@ -6,14 +6,13 @@ import json
 from dataclasses import asdict, dataclass
 
 from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, RepositoryNotFoundError
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from . import __version__
-from .errors import SourceError
-from .hub import hub_error
+from .hub import upstream_head
 from .publish import MANIFEST
 from .spec import ModelSpec
-from .targets import TARGETS
+from .targets import get_target
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ def repos_by_suffix(spec: ModelSpec, formats: list[str]) -> dict[str, list[str]]
     """{repo id: formats it holds} for the repos `formats` publish to."""
     repos: dict[str, list[str]] = {}
     for name in formats:
-        repos.setdefault(f"{spec.publish.org}/{spec.repo_base}-{TARGETS[name].repo_suffix}", []).append(name)
+        repos.setdefault(f"{spec.publish.org}/{spec.repo_base}-{get_target(name).repo_suffix}", []).append(name)
     return repos
 
 
@@ -45,12 +44,7 @@ def published_manifest(api: HfApi, repo_id: str) -> dict | None:
 
 
 def check_spec(api: HfApi, spec: ModelSpec, formats: list[str]) -> list[RepoStatus]:
-    try:
-        head = api.model_info(spec.source.repo, revision=spec.source.revision).sha
-    except RepositoryNotFoundError as exc:
-        raise SourceError(f"upstream model {spec.source.repo} was not found", "check source.repo in the spec") from exc
-    except HfHubHTTPError as exc:
-        raise hub_error(exc, f"reading {spec.source.repo}") from exc
+    head = upstream_head(api, spec.source.repo, spec.source.revision).sha
     statuses = []
     for repo_id, repo_formats in repos_by_suffix(spec, formats).items():
         manifest = published_manifest(api, repo_id)

@@ -1,4 +1,8 @@
-"""What every target format provides: options, candidate configurations in order of speed, a build, a runtime."""
+"""What every target format provides: its identity (repo, card, help, default gate), typed candidate
+configurations in order of speed, a build and a runtime.
+
+Defining a subclass with a `name` registers it: a new format is one file here plus its usage template.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..paths import TEMPLATES_DIR
 from ..runtimes import ModelIO, Runtime
 from ..source import SourceModel
 from ..spec import GateSpec, ModelSpec
+
+REGISTERED: dict[str, type[Target]] = {}
 
 
 class TargetOptions(BaseModel):
@@ -20,6 +27,15 @@ class TargetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gate: GateSpec | None = None
+
+
+class CandidateConfig(BaseModel):
+    """One configuration a target tries; recorded as-is in results.json and on the card."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def label(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in sorted(self.model_dump().items())) or "default"
 
 
 @dataclass(frozen=True)
@@ -36,25 +52,40 @@ class BuildInputs:
 class Target(ABC):
     name: ClassVar[str]
     repo_suffix: ClassVar[str]
+    library_name: ClassVar[str]
+    tags: ClassVar[tuple[str, ...]] = ()
     runtime_name: ClassVar[str]
     precision: ClassVar[str]
     hardware: ClassVar[str]
     description: ClassVar[str]
+    order: ClassVar[int] = 100  # position in listings and the build order
     cpu_target: ClassVar[bool] = True  # False where a CPU timing says nothing about the intended hardware
     options_model: ClassVar[type[TargetOptions]] = TargetOptions
+    default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
+    usage_template: ClassVar[Path | None] = None  # default: templates/formats/<name>.md.j2
 
-    def candidates(self, options: TargetOptions) -> list[dict]:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTERED[cls.name] = cls
+
+    @classmethod
+    def template_path(cls) -> Path:
+        return cls.usage_template or TEMPLATES_DIR / "formats" / f"{cls.name}.md.j2"
+
+    def gate(self, options: TargetOptions, spec: ModelSpec) -> GateSpec:
+        """The spec's per-format gate, else the format's own default (stated on the card), else the spec's gate."""
+        return options.gate or self.default_gate or spec.gate
+
+    def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[CandidateConfig]:
         """Configurations to try, fastest first; the first that passes the gate is kept."""
-        return [{}]
+        return [CandidateConfig()]
 
     @abstractmethod
-    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
+              out_dir: Path) -> dict[str, Path]:
         """Write the artifact into `out_dir`; returns {path in the published repo: local file}."""
 
     @abstractmethod
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> Runtime:
         """Open the built artifact in its own runtime."""
-
-
-def config_label(config: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(config.items())) or "default"

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import onnx
-
 from ..runtimes import OrtRuntime
-from .base import BuildInputs, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
 class OnnxFp16Target(Target):
     name = "fp16"
+    order = 20
     repo_suffix = "onnx"
+    library_name = "onnx"
+    tags = ("onnx", "onnxruntime", "fp16")
     runtime_name = "onnxruntime"
     precision = "fp16"
     hardware = "GPUs via ONNX Runtime TensorRT / CUDA / DirectML"
     description = "fp16 weights and activations; inputs and outputs stay fp32 so callers change nothing"
     cpu_target = False
 
-    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
+              out_dir: Path) -> dict[str, Path]:
+        import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel
 

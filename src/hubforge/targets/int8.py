@@ -3,43 +3,73 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from ..runtimes import OrtRuntime
-from .base import BuildInputs, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import ffn_output_matmuls
+
+
+class Int8Config(CandidateConfig):
+    fusion: Literal["bert", "none"]  # ONNX Runtime's transformer-optimizer fusion type, or the unfused export
+    per_channel: bool = True
+    skip_ffn_out: bool = False
+
+
+def fusion_type(model_type: str) -> str:
+    """ONNX Runtime's optimizer fuses per model family; optimum keeps the map from `config.model_type` to it."""
+    from optimum.onnxruntime.utils import ORTConfigManager
+
+    try:
+        return ORTConfigManager.get_model_ort_type(model_type)
+    except KeyError:
+        return "none"
 
 
 class OnnxDynamicInt8Target(Target):
     name = "int8"
+    order = 30
     repo_suffix = "onnx"
+    library_name = "onnx"
+    tags = ("onnx", "onnxruntime", "int8")
     runtime_name = "onnxruntime"
     precision = "int8"
     hardware = "x86-64 / ARM CPUs (VNNI, AMX, dot-product instructions)"
     description = ("fused transformer graph (attention, LayerNorm, tanh-approximated GELU) with per-channel int8 "
                    "MatMul weights, activations quantized at run time")
 
-    def candidates(self, options: TargetOptions) -> list[dict]:
+    def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[Int8Config]:
         """Per-tensor weights run no faster than per-channel on VNNI CPUs and lose accuracy once attention's Q, K and
         V weights are packed into one tensor, so only per-channel is tried (benchmarks/RESULTS.md). FastGelu, the
-        tanh approximation, is a vectorised kernel where exact GELU is not; its error sits far below int8's."""
-        return [{"per_channel": True}, {"per_channel": True, "skip_ffn_out": True}]
+        tanh approximation, is a vectorised kernel where exact GELU is not; its error sits far below int8's.
+        Architectures the optimizer has no fusions for (and fusions that fail) fall back to the unfused export."""
+        fusion = fusion_type(inputs.source.model_type)
+        steps = [Int8Config(fusion="none"), Int8Config(fusion="none", skip_ffn_out=True)]
+        if fusion == "bert":
+            steps = [Int8Config(fusion="bert"), Int8Config(fusion="bert", skip_ffn_out=True), steps[0]]
+        return steps
 
-    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: Int8Config,
+              out_dir: Path) -> dict[str, Path]:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.transformers.fusion_options import FusionOptions
-        from onnxruntime.transformers.optimizer import optimize_model
 
-        fusions = FusionOptions("bert")
-        fusions.enable_gelu_approximation = True
-        fused = out_dir / "fused.onnx"
-        optimize_model(str(inputs.fp32_onnx), model_type="bert", num_heads=0, hidden_size=0,
-                       optimization_options=fusions).save_model_to_file(str(fused))
-        excluded = ffn_output_matmuls(fused) if config.get("skip_ffn_out") else []
+        graph = inputs.fp32_onnx
+        if config.fusion != "none":
+            from onnxruntime.transformers.fusion_options import FusionOptions
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            fusions = FusionOptions(config.fusion)
+            fusions.enable_gelu_approximation = True
+            graph = out_dir / "fused.onnx"
+            optimize_model(str(inputs.fp32_onnx), model_type=config.fusion, num_heads=0, hidden_size=0,
+                           optimization_options=fusions).save_model_to_file(str(graph))
         target = out_dir / "model_quantized.onnx"
-        quantize_dynamic(fused, target, weight_type=QuantType.QInt8, per_channel=config["per_channel"],
-                         nodes_to_exclude=excluded, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        fused.unlink()
+        quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
+                         nodes_to_exclude=ffn_output_matmuls(graph) if config.skip_ffn_out else [],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        if graph != inputs.fp32_onnx:
+            graph.unlink()
         return {"onnx/model_quantized.onnx": target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:

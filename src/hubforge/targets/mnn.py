@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ConversionError
 from ..runtimes import MnnRuntime
-from .base import BuildInputs, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
 @contextlib.contextmanager
@@ -28,24 +29,32 @@ def _quiet_fds():
             os.close(saved)
 
 
+class MnnConfig(CandidateConfig):
+    weights: Literal["int8", "fp16"]
+
+
 class MnnTarget(Target):
     name = "mnn"
+    order = 80
     repo_suffix = "mnn"
+    library_name = "mnn"
+    tags = ("mnn", "mobile", "edge")
     runtime_name = "mnn"
     precision = "int8-weight / fp16"
     hardware = "ARM and x86 CPUs of phones and edge devices (MNN)"
     description = "MNN model; int8 weights (dequantized at load) or fp16 weights, whichever passes the gate first"
 
-    def candidates(self, options: TargetOptions) -> list[dict]:
-        return [{"weights": "int8"}, {"weights": "fp16"}]
+    def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[MnnConfig]:
+        return [MnnConfig(weights="int8"), MnnConfig(weights="fp16")]
 
-    def build(self, inputs: BuildInputs, options: TargetOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: TargetOptions, config: MnnConfig,
+              out_dir: Path) -> dict[str, Path]:
         import _tools
 
         target = out_dir / "model.mnn"
         args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(inputs.fp32_onnx), "--MNNModel", str(target),
                 "--bizCode", "hubforge"]
-        args += ["--weightQuantBits", "8"] if config["weights"] == "int8" else ["--fp16"]
+        args += ["--weightQuantBits", "8"] if config.weights == "int8" else ["--fp16"]
         with _quiet_fds():
             _tools.mnnconvert(args)
         if not target.exists():

@@ -6,11 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
 from ..runtimes import OpenVinoRuntime
-from .base import BuildInputs, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import calibration_feeds
 
 
@@ -22,6 +23,11 @@ class OpenVinoInt8Options(OpenVinoOptions):
     calibration_samples: int = Field(300, ge=4, le=2000)
 
 
+class NncfConfig(CandidateConfig):
+    preset: Literal["performance", "mixed"]
+    smooth_quant_alpha: float
+
+
 def _convert(inputs: BuildInputs, static_shape: bool):
     """optimum-intel's export from PyTorch rather than the shared ONNX: OpenVINO fuses attention from this graph
     and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions)."""
@@ -29,7 +35,8 @@ def _convert(inputs: BuildInputs, static_shape: bool):
 
     cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
     with contextlib.redirect_stdout(io.StringIO()):
-        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True).model
+        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
+                                    trust_remote_code=inputs.spec.trust_remote_code).model
     if static_shape:
         model.reshape({p.get_any_name(): [1, inputs.spec.max_length] for p in model.inputs})
     return model
@@ -37,7 +44,10 @@ def _convert(inputs: BuildInputs, static_shape: bool):
 
 class OpenVinoTarget(Target):
     name = "ov"
+    order = 60
     repo_suffix = "openvino"
+    library_name = "openvino"
+    tags = ("intel", "openvino")
     runtime_name = "openvino"
     precision = "fp16"
     hardware = "Intel CPUs, integrated/discrete GPUs and NPUs (OpenVINO)"
@@ -45,7 +55,8 @@ class OpenVinoTarget(Target):
     options_model = OpenVinoOptions
     file_stem = "openvino/openvino_model"
 
-    def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: CandidateConfig,
+              out_dir: Path) -> dict[str, Path]:
         import openvino as ov
 
         xml = out_dir / "openvino_model.xml"
@@ -58,29 +69,32 @@ class OpenVinoTarget(Target):
 
 class OpenVinoInt8Target(OpenVinoTarget):
     name = "ov-int8"
+    order = 70
     precision = "int8"
     description = "OpenVINO IR with int8 weights and activations, quantized by NNCF (model_type=TRANSFORMER, SmoothQuant)"
     options_model = OpenVinoInt8Options
     file_stem = "openvino/openvino_model_qint8_quantized"
 
-    def candidates(self, options: OpenVinoInt8Options) -> list[dict]:
+    def candidates(self, options: OpenVinoInt8Options, inputs: BuildInputs) -> list[NncfConfig]:
         """Symmetric activations (performance preset) are fastest on CPUs; asymmetric ones (mixed preset) trade speed
         for accuracy. SmoothQuant only moves scale between activations and weights, so it costs no run time and
         is always on: without it MiniLM's FFN outliers cost 0.013 cosine; alpha 0.98 kept 0.0001-0.0003 more
         cosine than 0.85-0.95 on MiniLM at the same speed."""
-        return [{"preset": "performance", "smooth_quant_alpha": 0.98}, {"preset": "mixed", "smooth_quant_alpha": 0.98}]
+        return [NncfConfig(preset="performance", smooth_quant_alpha=0.98),
+                NncfConfig(preset="mixed", smooth_quant_alpha=0.98)]
 
-    def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: dict, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
+              out_dir: Path) -> dict[str, Path]:
         import nncf
         import openvino as ov
 
         model = _convert(inputs, options.static_shape)
-        names = {p.get_any_name() for p in model.inputs}
+        names = [p.get_any_name() for p in model.inputs]
         pad_to = inputs.spec.max_length if options.static_shape else None
         items = calibration_feeds(inputs, names, options.calibration_samples, pad_to)
-        preset = nncf.QuantizationPreset.MIXED if config["preset"] == "mixed" else nncf.QuantizationPreset.PERFORMANCE
+        preset = nncf.QuantizationPreset.MIXED if config.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
         advanced = nncf.AdvancedQuantizationParameters(
-            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=config["smooth_quant_alpha"])
+            smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
         )
         quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset, model_type=nncf.ModelType.TRANSFORMER,
                                   subset_size=len(items), advanced_parameters=advanced)

@@ -1,0 +1,103 @@
+"""The typed results that flow from the measuring stages to the card and publish stages (and results.json)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .evaluation.fidelity import Fidelity
+from .evaluation.hardware import Hardware
+from .evaluation.speed import Speed
+from .source import SourceModel
+from .spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One candidate configuration of one format: measured and gated, or failed with its reason."""
+
+    config: dict
+    fidelity: Fidelity | None = None
+    gate: str = ""
+    passed: bool = False
+    error: str | None = None  # "ExceptionType: first line" when building, loading or measuring raised
+
+    def as_dict(self) -> dict:
+        return {"config": self.config, "fidelity": self.fidelity.as_dict() if self.fidelity else None,
+                "gate": self.gate, "passed": self.passed, "error": self.error}
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One row of the results: the fp32 reference or an artifact, with everything measured about it."""
+
+    name: str
+    runtime: str
+    precision: str
+    target_hardware: str
+    cpu_target: bool
+    repo_suffix: str | None
+    passed: bool
+    gate: str  # "pass", or which check rejected it and why
+    config: dict
+    attempts: list[Attempt]
+    fidelity: Fidelity | None
+    tasks: list = field(default_factory=list)  # evaluation.tasks.TaskScore
+    retention: dict[str, float] = field(default_factory=dict)
+    speed: Speed | None = None
+    size_bytes: int = 0
+    files: dict[str, Path] = field(default_factory=dict)
+    gate_thresholds: dict = field(default_factory=dict)
+
+    @property
+    def quality(self) -> dict[str, float]:
+        """{task: main score}."""
+        return {t.task: t.main_score for t in self.tasks}
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name, "runtime": self.runtime, "precision": self.precision,
+            "target_hardware": self.target_hardware, "cpu_target": self.cpu_target,
+            "repo_suffix": self.repo_suffix, "passed": self.passed, "gate": self.gate,
+            "gate_thresholds": self.gate_thresholds, "config": self.config,
+            "attempts": [a.as_dict() for a in self.attempts],
+            "fidelity": self.fidelity.as_dict() if self.fidelity else None,
+            "tasks": [t.as_dict() for t in self.tasks], "quality": self.quality, "retention": self.retention,
+            "speed": self.speed.as_dict() if self.speed else None,
+            "size_bytes": self.size_bytes, "files": sorted(self.files),
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    spec: ModelSpec
+    source: SourceModel
+    hardware: Hardware
+    reference: VariantResult
+    variants: list[VariantResult]
+    requested: list[str]
+    skipped: tuple[str, ...] = ()  # measurements not run, with the reason, e.g. "speed: --no-speed"
+    hubforge_version: str = __version__
+
+    @property
+    def published(self) -> list[VariantResult]:
+        return [v for v in self.variants if v.passed]
+
+    @property
+    def not_published(self) -> list[VariantResult]:
+        return [v for v in self.variants if not v.passed]
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.spec.id,
+            "upstream": {"repo": self.source.repo_id, "revision": self.source.revision, "sha": self.source.sha,
+                         "license": self.source.license},
+            "spec_hash": self.spec.digest(),
+            "hubforge_version": self.hubforge_version,
+            "hardware": self.hardware.as_dict(),
+            "requested_formats": self.requested,
+            "not_measured": list(self.skipped),
+            "reference": self.reference.as_dict(),
+            "variants": [v.as_dict() for v in self.variants],
+        }
