@@ -28,8 +28,8 @@ from click.testing import CliRunner  # noqa: E402
 WRITE_TOKEN = "hf_test_write_0123456789"
 READ_TOKEN = "hf_test_read_0123456789"
 ADMIN_TOKEN = "hf_test_admin_0123456789"
-# the publishing user also belongs to the upstream organisations the tests seed (and `mteb` for datasets)
-TEST_ORGS = ("sentence-transformers", "mteb")
+# the publishing user also belongs to the organisations the tests seed upstream models and datasets under
+TEST_ORGS = ("sentence-transformers", "mteb", "upstream-org", "nolicense-org", "tiny-org")
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 ALL_FORMATS = "onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn"
 

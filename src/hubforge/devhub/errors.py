@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 
 class HubHTTPError(Exception):
@@ -38,3 +39,10 @@ async def hub_error_handler(_request: Request, exc: HubHTTPError) -> JSONRespons
 async def validation_error_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = "; ".join(f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg')}" for err in exc.errors())
     return error_response(422, f"Invalid request: {problems}")
+
+
+async def http_error_handler(_request: Request, exc: HTTPException) -> JSONResponse:
+    """Unknown routes and methods answer like every other error, with X-Error-Message."""
+    response = error_response(exc.status_code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response

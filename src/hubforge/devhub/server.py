@@ -17,10 +17,11 @@ from typing import Mapping
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
 
 from .auth import TokenGrant, as_grants
 from .deps import DevHubState
-from .errors import HubHTTPError, header_safe, hub_error_handler, validation_error_handler
+from .errors import HubHTTPError, header_safe, http_error_handler, hub_error_handler, validation_error_handler
 from .routes import admin, commits, files, refs, repos
 from .storage import HubStore
 
@@ -37,6 +38,7 @@ def create_app(data_dir: Path, tokens: Mapping[str, TokenGrant | tuple]) -> Fast
     app.state.devhub = state
     app.add_exception_handler(HubHTTPError, hub_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
     for module in (admin, repos, commits, refs, files):
         app.include_router(module.router)
 
