@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
-# huggingface_hub: no usage reports to the Hub; transformers, sentence-transformers, datasets and hf_xet read it too.
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# ONNX Runtime: its native 1DS client posts to mobile.events.data.microsoft.com seconds after the first session and
-# keeps a device id under ~/.cache/Microsoft. The native library reads this when it loads; calling
-# onnxruntime.disable_telemetry_events() after the import does not stop the upload (checked with strace, 1.32).
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+SWITCHES = {
+    # huggingface_hub: no usage reports to the Hub; transformers, sentence-transformers, datasets, hf_xet read it too.
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    # ONNX Runtime: its native 1DS client posts to mobile.events.data.microsoft.com seconds after the first session
+    # and keeps a device id under ~/.cache/Microsoft. The native library reads this when it loads; calling
+    # onnxruntime.disable_telemetry_events() after the import does not stop the upload (checked with strace, 1.32).
+    "ORT_DISABLE_TELEMETRY": "1",
+}
+for _name, _value in SWITCHES.items():
+    os.environ.setdefault(_name, _value)
 
 
 def _block_openvino_telemetry() -> None:
