@@ -13,12 +13,18 @@ computed by `prepare`, and writes DIR/RESULTS_GPU.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+
+try:
+    import hubforge  # noqa: F401  first: it turns every dependency's telemetry off (hubforge/telemetry.py)
+except ImportError:  # `measure` on a machine without hubforge: ONNX Runtime's switch, read when it loads
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 SEQ = 128
 
