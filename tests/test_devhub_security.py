@@ -165,7 +165,7 @@ BAD_REQUESTS = [
                                                            {"key": "unknown", "value": {}})),
     ("POST", "/api/models/alice/public/commit/main", ndjson({"key": "header", "value": {"summary": "s"}},
                                                            {"key": "file", "value": {"path": "a.txt",
-                                                                                     "content": "!!notb64"}})),
+                                                                                     "content": "!!!!"}})),
     ("POST", "/api/models/alice/public/commit/main", b"\xff\xfe\x00garbage"),
     ("POST", "/api/validate-yaml", {"content": ["x"]}),
     ("POST", "/devhub/lfs-verify/models/alice/public", {"oid": None}),
