@@ -53,10 +53,10 @@ class TaskScore:
 
 
 def _model_meta(name: str, revision: str | None):
-    from mteb.models import ModelMeta
+    from mteb.models.model_meta import ModelMeta, ScoringFunction
 
     return ModelMeta.create_empty({"name": name, "revision": revision, "modalities": ["text"],
-                                   "similarity_fn_name": "cosine", "framework": ["hubforge"]})
+                                   "similarity_fn_name": ScoringFunction.COSINE, "framework": []})
 
 
 def _texts(loader) -> list[str]:
@@ -306,6 +306,10 @@ def _sample(task, n: int) -> int | None:
             continue
         sampled = True
         if isinstance(task, AbsTaskClassification):
+            labels = len(set(data[splits[0]][task.label_column_name]))
+            if n < labels:
+                raise EvaluationError(f"evaluation.test_sample {n} is below the {labels} labels of "
+                                      f"{task.metadata.name}; a stratified sample needs one per label")
             data = task.stratified_subsampling(data, task.seed, splits, task.label_column_name, n_samples=n)
         else:
             for split in splits:
@@ -335,9 +339,32 @@ def _scalars(scores: dict) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and k != "main_score"}
 
 
+class _EagerLabels:
+    """A train split whose label column reads as one list. mteb's undersampling reads labels one at a time, and
+    under datasets 5 each read is a row lookup (about 50 s for Banking77, every artifact); same data, same
+    algorithm, read once."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        return self.dataset[key][:] if isinstance(key, str) else self.dataset[key]
+
+    def select(self, indices):
+        return self.dataset.select(indices)
+
+
 def _load(task) -> None:
+    from mteb.abstasks import AbsTaskClassification
+
     if not task.data_loaded:
         task.load_data()
+    if isinstance(task, AbsTaskClassification):
+        undersample = task._undersample_data
+        task._undersample_data = lambda dataset, *args: undersample(_EagerLabels(dataset), *args)
 
 
 def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec, name: str | None = None) -> list[TaskScore]:

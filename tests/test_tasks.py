@@ -1,0 +1,231 @@
+"""Task quality through mteb: the leaderboard's Banking77Classification number for the real fp32 MiniLM, the
+derived tasks, samples, mteb's result files, the MTEB model-index, and mteb tasks read from the local Hub."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+
+from conftest import outbound_guard
+from hubforge.errors import EvaluationError
+from hubforge.spec import EvaluationSpec, ModelSpec
+
+BANKING77_LEADERBOARD = 0.8004  # mteb's Banking77Classification for all-MiniLM-L6-v2 (leaderboard 80.04)
+
+
+def make_spec(task="sentence-embedding", **evaluation) -> ModelSpec:
+    return ModelSpec(id="t", source={"repo": "sentence-transformers/all-MiniLM-L6-v2"}, task=task,
+                     formats={}, evaluation=EvaluationSpec(**evaluation))
+
+
+class CountingEncoder:
+    """Wraps an encoder and records every text (with its prefix) it is asked to embed."""
+
+    def __init__(self, encoder):
+        self.encoder, self.embedded = encoder, []
+
+    def embed(self, texts, prefix=""):
+        self.embedded += [(prefix, t) for t in texts]
+        return self.encoder.embed(texts, prefix=prefix)
+
+
+class HashedWords:
+    """A stand-in encoder for protocol tests that need no model: hashed bag of words, unit length; cross-encoder
+    scores are word overlaps."""
+
+    def embed(self, texts, prefix=""):
+        out = np.zeros((len(texts), 64), np.float32)
+        for row, text in enumerate(texts):
+            for word in (prefix + text).lower().split():
+                out[row, zlib.crc32(word.encode()) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def score(self, queries, passages):
+        return np.array([len(set(q.lower().split()) & set(p.lower().split())) for q, p in zip(queries, passages)],
+                        np.float32)
+
+
+@pytest.fixture(scope="session")
+def minilm_scores():
+    """The full protocol of every bundled task on the real fp32 MiniLM (PyTorch), each text embedded once."""
+    import time
+
+    from hubforge.devhub.seed import bundled_minilm
+    from hubforge.evaluation.tasks import evaluate_tasks
+    from hubforge.runtimes import ModelIO, TextEncoder, TorchRuntime
+
+    path = bundled_minilm()
+    encoder = CountingEncoder(TextEncoder(ModelIO(path, "sentence-embedding", "mean", True, 128),
+                                          TorchRuntime(path, "sentence-embedding")))
+    start = time.perf_counter()
+    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
+    return {s.task: s for s in scores}, encoder.embedded, time.perf_counter() - start
+
+
+def test_banking77_classification_is_the_leaderboard_number(minilm_scores):
+    scores, _, seconds = minilm_scores
+    clf = scores["Banking77Classification"]
+    assert clf.main_score == pytest.approx(BANKING77_LEADERBOARD, abs=0.002)
+    assert clf.main_metric == "accuracy" and clf.task_type == "Classification" and clf.split == "test"
+    assert clf.dataset == "mteb/banking77" and clf.dataset_name == "MTEB Banking77Classification"
+    assert clf.revision == "0fd18e25b25c072e09e0d92ab615fda904d66300" and clf.config == "default"
+    assert clf.sample is None and "10 experiments, full test split" in clf.protocol
+    assert {"f1", "accuracy"} <= set(clf.scores)
+    print(f"fp32 MiniLM, all bundled tasks: {seconds:.1f} s")
+
+
+def test_derived_tasks_use_mteb_main_scores(minilm_scores):
+    scores, _, _ = minilm_scores
+    retrieval, sts = scores["banking77-intent-retrieval"], scores["banking77-intent-sts"]
+    assert retrieval.main_metric == "ndcg_at_10" and retrieval.task_type == "Retrieval"
+    assert sts.main_metric == "cosine_spearman" and sts.task_type == "STS"
+    assert 0.4 < retrieval.main_score < 1 and 0.4 < sts.main_score < 1
+    assert retrieval.scores["recall_at_1"] <= retrieval.scores["recall_at_10"]
+    for s in (retrieval, sts):
+        assert s.dataset == f"hubforge/{s.task}" and "derived" in s.note and len(s.revision) == 40
+        assert s.as_dict()["main_score"] == s.main_score
+
+
+def test_each_text_is_embedded_once(minilm_scores):
+    _, embedded, _ = minilm_scores
+    assert len(embedded) == len(set(embedded))
+
+
+def test_a_test_sample_is_deterministic_and_recorded():
+    from hubforge.evaluation.tasks import evaluate_tasks
+
+    spec = make_spec(classification="banking77", retrieval="banking77", sts="banking77", test_sample=100)
+    first, again = evaluate_tasks(HashedWords(), spec), evaluate_tasks(HashedWords(), spec)
+    assert [s.main_score for s in first] == [s.main_score for s in again]
+    assert all(s.sample == 100 and "100 sampled test items" in s.protocol for s in first)
+    with pytest.raises(EvaluationError, match="test_sample 50 is below the 77 labels of Banking77Classification"):
+        evaluate_tasks(HashedWords(), make_spec(classification="banking77", test_sample=50))
+
+
+def test_query_prefix_reaches_queries_only():
+    from hubforge.evaluation.tasks import evaluate_tasks
+
+    encoder = CountingEncoder(HashedWords())
+    spec = make_spec(retrieval="banking77", test_sample=20).model_copy(update={"query_prefix": "query: "})
+    evaluate_tasks(encoder, spec)
+    prefixed = [t for p, t in encoder.embedded if p == "query: "]
+    assert len(prefixed) == 20 and len(encoder.embedded) == 20 + 385
+
+
+def test_cross_encoder_reranks_and_is_refused_elsewhere():
+    from hubforge.evaluation.tasks import check_tasks, evaluate_tasks
+
+    (score,) = evaluate_tasks(HashedWords(), make_spec("cross-encoder", reranking="banking77", test_sample=30))
+    assert score.task_type == "Reranking" and score.main_metric == "map_at_1000" and 0 < score.main_score <= 1
+    with pytest.raises(EvaluationError, match="cross-encoder runs reranking only"):
+        check_tasks(make_spec("cross-encoder", sts="banking77"))
+    with pytest.raises(EvaluationError, match="no bundled retrieval set named 'nope'"):
+        check_tasks(make_spec(retrieval="nope"))
+
+
+def test_sts_from_a_users_csv(tmp_path):
+    from hubforge.evaluation.tasks import evaluate_tasks
+
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence1,sentence2,score\na cat sat,a cat sat down,4\nthe sky,quarterly taxes,0\n"
+                    "my card,my card is lost,3\nhello there,hello now friends,1\n")
+    (score,) = evaluate_tasks(HashedWords(), make_spec(sts=str(path)))
+    assert score.task == "sts-pairs" and score.dataset == "local/pairs.csv" and score.note == ""
+    assert score.main_score == pytest.approx(1.0)
+
+
+def test_mteb_result_files_and_model_index(tmp_path):
+    import mteb
+    from huggingface_hub import ModelCard, ModelCardData
+    from mteb.results import TaskResult
+
+    from hubforge.evaluation.tasks import eval_results, evaluate_tasks, write_mteb_results
+
+    scores = evaluate_tasks(HashedWords(), make_spec(classification="banking77", sts="banking77", test_sample=100))
+    paths = write_mteb_results(scores, tmp_path, "hubforge/all-minilm-l6-v2-onnx", "abc123")
+    assert {p.relative_to(tmp_path).as_posix() for p in paths} == {
+        "results/hubforge__all-minilm-l6-v2-onnx/abc123/Banking77Classification.json",
+        "results/hubforge__all-minilm-l6-v2-onnx/abc123/banking77-intent-sts.json"}
+    assert TaskResult.from_disk(paths[0]).get_score() == pytest.approx(scores[0].main_score)
+    loaded = mteb.ResultCache(tmp_path).load_results(tasks=["Banking77Classification"], include_remote=False)
+    assert loaded.model_results[0].model_name == "hubforge/all-minilm-l6-v2-onnx"
+
+    data = ModelCardData(model_name="all-minilm-l6-v2-onnx", eval_results=eval_results(scores))
+    parsed = ModelCard(f"---\n{data.to_yaml()}\n---\n# card\n").data
+    first = parsed.to_dict()["model-index"][0]["results"][0]
+    assert first["task"] == {"type": "Classification"}
+    assert first["dataset"] == {"type": "mteb/banking77", "name": "MTEB Banking77Classification", "config": "default",
+                                "split": "test", "revision": "0fd18e25b25c072e09e0d92ab615fda904d66300"}
+    assert first["metrics"] == [{"type": "accuracy", "value": scores[0].main_score, "name": "accuracy"}]
+    assert [r.metric_value for r in parsed.eval_results] == [s.main_score for s in scores]
+
+
+def test_banking77_label_ids_follow_mteb():
+    from hubforge.datasets import banking77_label_ids
+
+    ids = banking77_label_ids()
+    assert len(ids) == 77 and ids["activate_my_card"] == 0 and ids["Refund_not_showing_up"] == 51
+
+
+# --- real mteb tasks, their data on the local Hub ----------------------------------------------------------------
+
+IMDB_TASK = "ImdbClassification.v2"
+
+
+def parquet(rows: dict) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(rows), buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def local_imdb(api):
+    """mteb's ImdbClassification.v2 data, shrunk to 20 train and 10 test reviews in its layout, at the revision
+    mteb pins (a tag of that name: the local Hub cannot mint a given commit id)."""
+    import mteb
+    from huggingface_hub import CommitOperationAdd
+
+    dataset = mteb.get_task(IMDB_TASK).metadata.dataset
+    good = ["a wonderful moving film", "great acting and a great story", "I loved every minute", "superb"]
+    bad = ["a dull waste of time", "terrible acting and a boring plot", "I hated it", "awful"]
+    texts = lambda n: [(good if i % 2 else bad)[i % 4] + f" {i}" for i in range(n)]  # noqa: E731
+    api.create_repo(dataset["path"], repo_type="dataset", exist_ok=True)
+    api.create_commit(dataset["path"], [
+        CommitOperationAdd("data/train-00000-of-00001.parquet",
+                           parquet({"text": texts(20), "label": [i % 2 for i in range(20)]})),
+        CommitOperationAdd("data/test-00000-of-00001.parquet",
+                           parquet({"text": texts(10), "label": [i % 2 for i in range(10)]})),
+    ], commit_message="imdb, shrunk", repo_type="dataset")
+    api.create_tag(dataset["path"], tag=dataset["revision"], repo_type="dataset")
+    return dataset
+
+
+def test_mteb_task_loads_its_data_from_the_local_hub(local_imdb, devhub):
+    from hubforge.evaluation.tasks import check_tasks, evaluate_tasks
+
+    spec = make_spec(mteb_tasks=[IMDB_TASK])
+    with outbound_guard(devhub.port) as violations:
+        check_tasks(spec)
+        (score,) = evaluate_tasks(HashedWords(), spec)
+    assert not violations
+    assert score.task == IMDB_TASK and score.dataset == "mteb/imdb" and score.revision == local_imdb["revision"]
+    assert score.main_score == pytest.approx(1.0) and score.sample is None
+
+
+def test_unreachable_mteb_task_is_a_one_line_error(devhub):
+    from hubforge.evaluation.tasks import check_tasks
+
+    with pytest.raises(EvaluationError) as missing:
+        check_tasks(make_spec(mteb_tasks=["SciFact"]))
+    assert "mteb task SciFact" in str(missing.value) and devhub.url in str(missing.value)
+    assert "\n" not in str(missing.value)
+    with pytest.raises(EvaluationError, match="SciFact.*not reachable at http://127.0.0.1:9"):
+        check_tasks(make_spec(mteb_tasks=["SciFact"]), endpoint="http://127.0.0.1:9")
+    with pytest.raises(EvaluationError, match="unknown mteb task 'NoSuchTask'"):
+        check_tasks(make_spec(mteb_tasks=["NoSuchTask"]))
