@@ -37,7 +37,7 @@ def main() -> None:
     port = free_port()
     token = "hf_bench_write"
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": token,
-           "DEVHUB_TOKENS": f"{token}=hubforge:write", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+           "DEVHUB_TOKENS": f"{token}=hubforge:write:sentence-transformers", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
            "HUBFORGE_CACHE": str(work / "cache"), "HF_HOME": str(work / "hf-home")}
     hubforge = [sys.executable, "-m", "hubforge"]
     server = subprocess.Popen([*hubforge, "devhub", "serve", "--port", str(port), "--data-dir", str(work / "hub")],
