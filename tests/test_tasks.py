@@ -8,8 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
-
 from conftest import outbound_guard
+
 from hubforge.errors import EvaluationError
 from hubforge.spec import EvaluationSpec, ModelSpec
 
@@ -142,7 +142,11 @@ def test_mteb_result_files_and_model_index(tmp_path):
     from huggingface_hub import ModelCard, ModelCardData
     from mteb.results import TaskResult
 
-    from hubforge.evaluation.tasks import eval_results, evaluate_tasks, write_mteb_results
+    from hubforge.evaluation.tasks import (
+        eval_results,
+        evaluate_tasks,
+        write_mteb_results,
+    )
 
     scores = evaluate_tasks(HashedWords(), make_spec(classification="banking77", sts="banking77", test_sample=100))
     paths = write_mteb_results(scores, tmp_path, "hubforge/all-minilm-l6-v2-onnx", "abc123")
@@ -194,7 +198,7 @@ def local_imdb(api):
     dataset = mteb.get_task(IMDB_TASK).metadata.dataset
     good = ["a wonderful moving film", "great acting and a great story", "I loved every minute", "superb"]
     bad = ["a dull waste of time", "terrible acting and a boring plot", "I hated it", "awful"]
-    texts = lambda n: [(good if i % 2 else bad)[i % 4] + f" {i}" for i in range(n)]  # noqa: E731
+    texts = lambda n: [(good if i % 2 else bad)[i % 4] + f" {i}" for i in range(n)]
     api.create_repo(dataset["path"], repo_type="dataset", exist_ok=True)
     api.create_commit(dataset["path"], [
         CommitOperationAdd("data/train-00000-of-00001.parquet",

@@ -6,7 +6,7 @@ import csv
 import hashlib
 import random
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from .errors import EvaluationError
 from .paths import DATA_DIR
@@ -45,7 +45,7 @@ def _indices_by_label(labels: list[str]) -> dict[str, list[int]]:
     return by_label
 
 
-@lru_cache(maxsize=None)
+@cache
 def banking77(split: str) -> LabelledTexts:
     path = DATA_DIR / "banking77" / f"{split}.csv"
     with path.open(newline="") as fh:
@@ -53,7 +53,7 @@ def banking77(split: str) -> LabelledTexts:
     return LabelledTexts([r["text"] for r in rows], [r["category"] for r in rows])
 
 
-@lru_cache(maxsize=None)
+@cache
 def portuguese(split: str) -> list[str]:
     """One small set: both splits are the same 64 sentences (see data/portuguese/README.md)."""
     return (DATA_DIR / "portuguese" / "sentences.txt").read_text(encoding="utf-8").splitlines()
