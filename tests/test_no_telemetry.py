@@ -151,16 +151,19 @@ def test_offline_dry_run_of_every_format_sends_nothing(tmp_path):
 
 
 def test_publish_to_the_local_hub_talks_only_to_its_port(devhub, api, upstream_minilm, tmp_path):
-    """A real push (its own repo, so other tests' repos are untouched) reaches the local Hub and nothing else."""
+    """A real push (its own repos, so other tests' repos are untouched) reaches the local Hub and nothing else.
+    ONNX and OpenVINO, the two runtimes that shipped telemetry, both run and push."""
     strace = require_strace()
     from hubforge.spec import spec_path
 
     spec = yaml.safe_load(spec_path("all-minilm-l6-v2").read_text())
-    spec.update(id="no-telemetry-minilm", formats={"onnx": {}})
+    spec.update(id="no-telemetry-minilm", formats={"onnx": {}, "ov": {}})
     spec_file = tmp_path / "no-telemetry-minilm.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     env = child_env(tmp_path, devhub.url, HF_TOKEN=WRITE_TOKEN)
     run_traced(strace, ["publish", str(spec_file), "--no-quality", "--no-speed", "--out", str(tmp_path / "out")],
                env, tmp_path / "strace")
-    assert api.file_exists(f"{spec['publish']['org']}/no-telemetry-minilm-onnx", "onnx/model.onnx")
+    org = spec["publish"]["org"]
+    assert api.file_exists(f"{org}/no-telemetry-minilm-onnx", "onnx/model.onnx")
+    assert api.file_exists(f"{org}/no-telemetry-minilm-openvino", "openvino/openvino_model.xml")
     assert_nothing_outbound(tmp_path / "strace", hub_port=urlparse(devhub.url).port)
