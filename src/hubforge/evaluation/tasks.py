@@ -255,11 +255,14 @@ def check_tasks(spec: ModelSpec, endpoint: str | None = None) -> None:
     import mteb
     from huggingface_hub import HfApi
 
-    cross = spec.task == "cross-encoder"
+    cross, sample = spec.task == "cross-encoder", spec.evaluation.test_sample
     for kind, name in _requested(spec):
         _bundled_factory(kind, name)
         if cross and kind != "reranking":
             raise EvaluationError(f"evaluation.{kind} needs an embedding model; a cross-encoder runs reranking only")
+        if kind == "classification" and sample and sample < len(bundled.banking77_label_ids()):
+            raise EvaluationError(f"evaluation.test_sample {sample} is below the 77 labels of Banking77Classification; "
+                                  "a stratified sample needs one per label")
     endpoint = endpoint or _hub_endpoint()
     for name in spec.evaluation.mteb_tasks:
         try:
