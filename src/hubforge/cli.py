@@ -38,6 +38,7 @@ def _quiet_libraries() -> None:
     import warnings
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore")
     logging.getLogger().setLevel(logging.ERROR)
     for name in ("transformers", "optimum", "nncf", "onnxruntime", "torch"):

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .evaluation.fidelity import Fidelity, measure_fidelity
 from .reference import Reference
 from .runtimes import TextEncoder
@@ -18,6 +20,7 @@ from .targets.base import BuildInputs, Target
 class MeasuredArtifact:
     files: dict[str, Path]
     encoder: TextEncoder
+    outputs: np.ndarray  # on the reference's fidelity texts
     fidelity: Fidelity
 
     @property
@@ -29,4 +32,20 @@ def measure_artifact(target: Target, files: dict[str, Path], inputs: BuildInputs
                      reference: Reference) -> MeasuredArtifact:
     encoder = TextEncoder(inputs.io, target.load(files, inputs))
     outputs = encoder.outputs(reference.fidelity_texts, inputs.spec.query_prefix)
-    return MeasuredArtifact(files, encoder, measure_fidelity(reference.outputs, outputs))
+    return MeasuredArtifact(files, encoder, outputs, measure_fidelity(reference.outputs, outputs))
+
+
+def evaluation_encoder(target: Target, artifact: MeasuredArtifact, inputs: BuildInputs,
+                       reference: Reference) -> tuple[TextEncoder, str]:
+    """The encoder task evaluation runs on, and a note for the card when it is not the measured one: a cheaper
+    view of the same graph is used only where its outputs on the fidelity texts match the artifact's."""
+    runtime = target.evaluation_runtime(artifact.files, artifact.encoder.runtime)
+    if runtime is artifact.encoder.runtime:
+        return artifact.encoder, ""
+    encoder = TextEncoder(inputs.io, runtime)
+    agreement = measure_fidelity(artifact.outputs, encoder.outputs(reference.fidelity_texts, inputs.spec.query_prefix))
+    same = agreement.min_cosine >= 0.99999 if agreement.kind == "cosine" else agreement.max_abs_diff <= 1e-4
+    if not same:
+        return artifact.encoder, ""
+    return encoder, ("task scores computed with the graph's fixed input axes freed (same nodes and quantization "
+                     "parameters; outputs on the fidelity texts match the fixed-shape graph's)")

@@ -16,12 +16,13 @@ from typing import Callable
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
+from .errors import SourceError
 from .evaluation.hardware import fingerprint
 from .evaluation.speed import measure_speed
 from .evaluation.tasks import check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
-from .measure import MeasuredArtifact, measure_artifact
+from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
 from .paths import cache_dir
 from .reference import Reference, compute_reference, model_io
 from .results import Attempt, RunResult, VariantResult
@@ -96,17 +97,15 @@ def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_ro
     return FormatOutcome(name, target, gate, attempts, None)
 
 
-def _measure(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
-    tasks = evaluate_tasks(encoder, spec) if options.quality else []
-    speed = None
-    if options.speed:
-        speed = measure_speed(encoder, texts, spec.evaluation.latency_shape, spec.evaluation.throughput_batch,
-                              spec.evaluation.timed_runs, options.threads)
-    return tasks, speed
+def _speed(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
+    if not options.speed:
+        return None
+    return measure_speed(encoder, texts, spec.evaluation.latency_shape, spec.evaluation.throughput_batch,
+                         spec.evaluation.timed_runs, options.threads)
 
 
-def _variant(outcome: FormatOutcome, reference: VariantResult, spec: ModelSpec, options: EvalOptions,
-             texts: list[str], report: Report) -> VariantResult:
+def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInputs, fidelity: Reference,
+             options: EvalOptions, report: Report) -> VariantResult:
     """Evaluate a format's passing artifact on its already-open runtime, then apply the retention gate."""
     target, artifact = outcome.target, outcome.artifact
     base = dict(name=outcome.name, attempts=outcome.attempts,
@@ -120,8 +119,13 @@ def _variant(outcome: FormatOutcome, reference: VariantResult, spec: ModelSpec, 
         reason = (f"failed: {last.error}" if last and last.error else last.gate if last else "no candidate")
         return VariantResult(passed=False, gate=reason, fidelity=last.fidelity if last else None, **base)
     report(f"evaluate: {outcome.name}")
+    spec, note = inputs.spec, ""
     try:
-        tasks, speed = _measure(artifact.encoder, spec, options, texts)
+        speed = _speed(artifact.encoder, spec, options, fidelity.fidelity_texts)
+        tasks = []
+        if options.quality:
+            encoder, note = evaluation_encoder(target, artifact, inputs, fidelity)
+            tasks = evaluate_tasks(encoder, spec)
     except Exception as exc:
         return VariantResult(passed=False, gate=f"failed (evaluation): {failure(exc)}", fidelity=artifact.fidelity,
                              **base)
@@ -129,7 +133,7 @@ def _variant(outcome: FormatOutcome, reference: VariantResult, spec: ModelSpec, 
     decision = check_retention(retention, outcome.gate)
     return VariantResult(passed=decision.passed, gate=decision.summary(), fidelity=artifact.fidelity, tasks=tasks,
                          retention=retention, speed=speed, size_bytes=artifact.size_bytes, files=artifact.files,
-                         **base)
+                         evaluation_note=note, **base)
 
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
@@ -142,7 +146,11 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
 
     report("reference: the model's own fp32 pipeline")
-    reference = compute_reference(io, spec, fidelity_texts)
+    try:
+        reference = compute_reference(io, spec, fidelity_texts)
+    except Exception as exc:
+        raise SourceError(f"{source.repo_id} does not run in its own fp32 pipeline: {failure(exc)}",
+                          "check that the model loads and encodes with sentence-transformers / transformers") from exc
 
     report("export: fp32 ONNX")
     fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
@@ -150,13 +158,14 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     outcomes = [search_format(name, inputs, reference, cache_root, report) for name in formats]
 
     report("evaluate: fp32 reference")
-    ref_tasks, ref_speed = _measure(reference.encoder, spec, options, fidelity_texts)
+    ref_tasks = evaluate_tasks(reference.encoder, spec) if options.quality else []
+    ref_speed = _speed(reference.encoder, spec, options, fidelity_texts)
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
         speed=ref_speed, size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
     )
-    variants = [_variant(o, reference_row, spec, options, fidelity_texts, report) for o in outcomes]
+    variants = [_variant(o, reference_row, inputs, reference, options, report) for o in outcomes]
     return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped())
 
 

@@ -49,6 +49,7 @@ class VariantResult:
     size_bytes: int = 0
     files: dict[str, Path] = field(default_factory=dict)
     gate_thresholds: dict = field(default_factory=dict)
+    evaluation_note: str = ""  # how task scores were computed, where it differs from the measured runtime
 
     @property
     def quality(self) -> dict[str, float]:
@@ -64,7 +65,7 @@ class VariantResult:
             "attempts": [a.as_dict() for a in self.attempts],
             "fidelity": self.fidelity.as_dict() if self.fidelity else None,
             "tasks": [t.as_dict() for t in self.tasks], "quality": self.quality, "retention": self.retention,
-            "speed": self.speed.as_dict() if self.speed else None,
+            "evaluation_note": self.evaluation_note, "speed": self.speed.as_dict() if self.speed else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
         }
 

@@ -68,9 +68,21 @@ class OrtRuntime:
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, threads: int | None = None):
+    def __init__(self, model_path: Path, threads: int | None = None, free_axes: bool = False):
+        """`free_axes` opens a fixed-shape graph with its input and output axes made dynamic again: the same
+        nodes and quantization parameters, so real-token outputs are identical, without padding every text."""
         import onnxruntime as ort
 
+        model = str(model_path)
+        if free_axes:
+            import onnx
+
+            graph = onnx.load(model)
+            for value in [*graph.graph.input, *graph.graph.output]:
+                for axis, name in zip(value.type.tensor_type.shape.dim, ("batch_size", "sequence_length")):
+                    axis.dim_param = name
+            del graph.graph.value_info[:]
+            model = graph.SerializeToString()
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -78,7 +90,7 @@ class OrtRuntime:
                      "QNNExecutionProvider", "VitisAIExecutionProvider", "CPUExecutionProvider"]
         available = ort.get_available_providers()
         providers = [p for p in preferred if p in available]
-        self.session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self.session = ort.InferenceSession(model, options, providers=providers)
         self.provider = self.session.get_providers()[0]
         self.inputs = [i.name for i in self.session.get_inputs()]
         shape = self.session.get_inputs()[0].shape

@@ -89,3 +89,8 @@ class Target(ABC):
     @abstractmethod
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> Runtime:
         """Open the built artifact in its own runtime."""
+
+    def evaluation_runtime(self, files: dict[str, Path], runtime: Runtime) -> Runtime:
+        """The runtime task evaluation runs on: the one fidelity was measured with, unless a format has a cheaper
+        view of the same graph (see QdqTarget)."""
+        return runtime

@@ -85,9 +85,12 @@ class OpenVinoInt8Target(OpenVinoTarget):
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
               out_dir: Path) -> dict[str, Path]:
+        import logging
+
         import nncf
         import openvino as ov
 
+        nncf.set_log_level(logging.ERROR)  # its progress bars would draw over hubforge's status line
         model = _convert(inputs, options.static_shape)
         names = [p.get_any_name() for p in model.inputs]
         pad_to = inputs.spec.max_length if options.static_shape else None

@@ -1,0 +1,239 @@
+"""Any encoder a user brings: tiny random models of eight architectures, as sentence embedders (mean or CLS
+pooling) and as cross-encoders, each through every format with `hubforge publish --source DIR --dry-run`.
+
+Nothing may end in a traceback; onnx, fp16, ov and mnn must publish for every model, and every other format
+either publishes or is listed with its reason. Conversions are shared through one session fixture.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import cosine, invoke
+
+ARCHITECTURES = {
+    "bert": {},
+    "roberta": {"pad_token_id": 0},
+    "xlm-roberta": {"pad_token_id": 0},
+    "distilbert": {"dim": 64, "n_layers": 2, "n_heads": 2, "hidden_dim": 128},
+    "mpnet": {},
+    "electra": {"embedding_size": 64},
+    "deberta-v2": {"relative_attention": True, "position_buckets": 32, "pos_att_type": ["p2c", "c2p"]},
+    "modernbert": {"pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102, "cls_token_id": 101,
+                   "sep_token_id": 102, "global_attn_every_n_layers": 2, "local_attention": 16},
+}
+HEADS = ("sentence-embedding", "cross-encoder")
+ALWAYS_PUBLISHED = ("onnx", "fp16", "ov", "mnn")
+TEXTS = ["How do I activate my card?", "My transfer was declined", "What is the exchange rate for euros?",
+         "I lost my card yesterday", "Can I change my PIN at an ATM?"]
+
+
+def tiny_config(model_type: str, vocab_size: int):
+    from transformers import AutoConfig
+
+    size = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
+            "max_position_embeddings": 128, "initializer_range": 0.3}
+    return AutoConfig.for_model(model_type, vocab_size=vocab_size, num_labels=1, **size,
+                                **ARCHITECTURES[model_type])
+
+
+def write_st_modules(folder, modules: list[tuple[str, str]]) -> None:
+    """modules.json for a sentence-transformers model: the transformer at the root, then (path, type) pairs."""
+    entries = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"}]
+    entries += [{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+                for i, (path, kind) in enumerate(modules, start=1)]
+    (folder / "modules.json").write_text(json.dumps(entries))
+
+
+def make_model(folder, model_type: str, head: str, pooling: str):
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from hubforge.devhub.seed import bundled_minilm
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_minilm())  # BERT WordPiece, built offline from the package
+    torch.manual_seed(0)
+    cls = AutoModelForSequenceClassification if head == "cross-encoder" else AutoModel
+    model = cls.from_config(tiny_config(model_type, tokenizer.vocab_size)).eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # as the architecture's own tokenizers declare: only the inputs its forward() takes
+    accepted = inspect.signature(model.forward).parameters
+    tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
+    tokenizer_config["model_input_names"] = [n for n in ("input_ids", "token_type_ids", "attention_mask")
+                                             if n in accepted]
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n# tiny test model\n")
+    if head == "sentence-embedding":
+        write_st_modules(folder, [("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")])
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+            {"embedding_dimension": 64, "pooling_mode": pooling}))
+    return model, tokenizer
+
+
+def publish_dry_run(session_dir, name: str, folder, fields: dict, formats: str):
+    spec = {"id": name, "source": {"repo": f"tiny-org/{name}"}, "max_length": 32,
+            "formats": {f: {} for f in formats.split(",")}, **fields}
+    spec_path = session_dir / "arch" / f"{name}.yaml"
+    spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = session_dir / "arch-out"
+    result = invoke("publish", str(spec_path), "--source", str(folder), "--dry-run", "--out", str(out),
+                    "--no-quality", "--no-speed")
+    return result, json.loads((out / f"{name}.results.json").read_text()), out
+
+
+@pytest.fixture(scope="session")
+def all_formats() -> str:
+    from hubforge.targets import format_names
+
+    return ",".join(format_names())
+
+
+@pytest.fixture(scope="session")
+def architectures_published(session_dir, all_formats):
+    """Each (architecture, head) published to every format once; embedders alternate mean and CLS pooling."""
+    outcomes = {}
+    for i, model_type in enumerate(ARCHITECTURES):
+        for head in HEADS:
+            name = f"tiny-{model_type}-{'st' if head == 'sentence-embedding' else 'ce'}"
+            folder = session_dir / "arch" / name
+            folder.mkdir(parents=True)
+            pooling = ("mean", "cls")[i % 2]
+            model, tokenizer = make_model(folder, model_type, head, pooling)
+            fields = {"task": head, "calibration_texts": "banking77",
+                      "evaluation": {"fidelity_samples": 32, "timed_runs": 5}}
+            result, results, out = publish_dry_run(session_dir, name, folder, fields, all_formats)
+            outcomes[(model_type, head)] = (result, results, out, folder, model, tokenizer)
+    return outcomes
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("model_type", list(ARCHITECTURES))
+def test_architecture_publishes_every_format_or_says_why(architectures_published, all_formats, model_type, head):
+    result, results, *_ = architectures_published[(model_type, head)]
+    variants = {v["name"]: v for v in results["variants"]}
+    assert result.exit_code in (0, 3), result.output
+    assert list(variants) == all_formats.split(",")
+    for fmt in ALWAYS_PUBLISHED:
+        assert variants[fmt]["passed"], (fmt, variants[fmt]["gate"], variants[fmt]["attempts"])
+    for variant in variants.values():
+        assert variant["attempts"]
+        if not variant["passed"]:
+            assert variant["gate"].startswith(("fail", "failed")), variant
+            assert f"not published: {variant['name']}: " in result.output
+            assert all(a["error"] or a["fidelity"] for a in variant["attempts"])
+    assert result.exit_code == (0 if all(v["passed"] for v in variants.values()) else 3)
+
+
+@pytest.mark.parametrize("model_type", ["distilbert", "mpnet", "modernbert"])
+def test_models_without_token_type_ids_run_in_every_runtime(architectures_published, model_type):
+    """These forward()s reject token_type_ids; every runtime is fed exactly what its graph takes."""
+    _, results, *_ = architectures_published[(model_type, "sentence-embedding")]
+    onnx = next(v for v in results["variants"] if v["name"] == "onnx")
+    assert onnx["fidelity"]["mean_cosine"] > 0.9999
+    assert not any("token_type_ids" in (a["error"] or "") for v in results["variants"] for a in v["attempts"])
+
+
+def test_int8_fusion_follows_the_architecture(architectures_published):
+    """ONNX Runtime's optimizer fuses BERT-family graphs; the chosen fusion is recorded in the config."""
+    configs = {model_type: next(v for v in results["variants"] if v["name"] == "int8")["attempts"][0]["config"]
+               for (model_type, head), (_, results, *_) in architectures_published.items() if head == HEADS[0]}
+    assert configs["bert"]["fusion"] == "bert" and configs["roberta"]["fusion"] == "bert"
+
+
+@pytest.mark.parametrize("model_type", ["bert", "mpnet"])
+def test_published_onnx_embeds_like_sentence_transformers(architectures_published, model_type):
+    """The dry-run repo loads in sentence-transformers' ONNX backend and matches the PyTorch pipeline."""
+    from sentence_transformers import SentenceTransformer
+
+    _, _, out, folder, *_ = architectures_published[(model_type, "sentence-embedding")]
+    repo = out / "hubforge" / f"tiny-{model_type}-st-onnx"
+    reference = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
+    published = SentenceTransformer(str(repo), backend="onnx", device="cpu").encode(TEXTS)
+    assert cosine(published, reference).min() >= 0.9999
+
+
+def test_cross_encoder_scores_match_pytorch(architectures_published):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    _, results, out, folder, model, tokenizer = architectures_published[("electra", "cross-encoder")]
+    pairs = [(TEXTS[0], t) for t in TEXTS]
+    with torch.no_grad():
+        enc = tokenizer([p[0] for p in pairs], [p[1] for p in pairs], padding=True, return_tensors="pt")
+        logits = model(**enc).logits[:, 0].numpy()
+    repo = out / "hubforge" / "tiny-electra-ce-onnx"
+    scores = CrossEncoder(str(repo), backend="onnx", device="cpu", activation_fn=torch.nn.Identity()).predict(pairs)
+    np.testing.assert_allclose(scores, logits, atol=1e-4)
+    onnx_variant = next(v for v in results["variants"] if v["name"] == "onnx")
+    assert onnx_variant["fidelity"]["spearman"] >= 0.999
+
+
+def test_dense_layer_and_max_pooling_publish_with_all_modules(session_dir):
+    """A sentence-transformers model whose own chain (max pooling, a Dense layer, Normalize) is the reference,
+    and whose published repo carries every module folder it needs."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.models import Dense, Normalize, Pooling, Transformer
+
+    folder = session_dir / "arch" / "tiny-dense"
+    folder.mkdir(parents=True)
+    make_model(folder / "hf", "bert", "feature-extraction", "max")
+    transformer = Transformer(str(folder / "hf"), max_seq_length=32)
+    model = SentenceTransformer(modules=[transformer, Pooling(64, pooling_mode="max"),
+                                         Dense(64, 32, activation_function=__import__("torch").nn.Tanh()),
+                                         Normalize()], device="cpu")
+    model.save(str(folder / "st"))
+    (folder / "st" / "README.md").write_text("---\nlicense: mit\n---\n# tiny dense model\n")
+    result, results, out = publish_dry_run(session_dir, "tiny-dense", folder / "st",
+                                           {"task": "sentence-embedding"}, "onnx,ov")
+    assert result.exit_code == 0, result.output
+    repo = out / "hubforge" / "tiny-dense-onnx"
+    dense = [p.relative_to(repo).as_posix() for p in repo.rglob("*") if "Dense" in p.as_posix()]
+    assert any(p.endswith(("model.safetensors", "pytorch_model.bin")) for p in dense), dense
+    reference = model.encode(TEXTS)
+    assert reference.shape[1] == 32
+    for backend, path in (("onnx", out / "hubforge" / "tiny-dense-onnx"),
+                          ("openvino", out / "hubforge" / "tiny-dense-openvino")):
+        published = SentenceTransformer(str(path), backend=backend, device="cpu").encode(TEXTS)
+        assert cosine(published, reference).min() >= 0.999, backend
+
+
+def test_contradicting_pooling_is_an_error_before_converting(tmp_path):
+    from hubforge.devhub.seed import bundled_minilm
+
+    spec = yaml.safe_load(open("model_specs/all-minilm-l6-v2.yaml"))
+    spec["pooling"] = "cls"
+    path = tmp_path / "all-minilm-l6-v2.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = invoke("publish", str(path), "--source", str(bundled_minilm()), "--dry-run", "--out",
+                    str(tmp_path / "out"), "--no-quality", "--no-speed")
+    assert result.exit_code == 1
+    assert "pooling: cls contradicts the model's own pooling_mode 'mean'" in result.output
+    assert "export" not in result.output and not (tmp_path / "out").exists()
+
+
+def test_custom_code_is_refused_unless_the_spec_allows_it(tmp_path):
+    from hubforge.devhub.seed import bundled_minilm
+
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    for path in bundled_minilm().iterdir():
+        if path.is_file() and path.suffix in (".json", ".txt"):
+            (custom / path.name).write_bytes(path.read_bytes())
+    config = json.loads((custom / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
+    (custom / "config.json").write_text(json.dumps(config))
+    spec = {"id": "custom", "source": {"repo": "tiny-org/custom"}, "task": "feature-extraction",
+            "formats": {"onnx": {}}}
+    path = tmp_path / "custom.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    result = invoke("publish", str(path), "--source", str(custom), "--dry-run", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    assert "runs custom code (AutoModel in its auto_map)" in result.output
+    assert "trust_remote_code: true" in result.output
