@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import ALL_FORMATS
+from conftest import all_formats, minilm_test_spec
 
 
 def snapshot(root: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-def test_rerun_reuses_every_converted_artifact(published_minilm, api, upstream_minilm, tmp_path):
+def test_rerun_reuses_every_converted_artifact(published_minilm, api, upstream_minilm, session_dir):
     from hubforge.pipeline import EvalOptions, run
     from hubforge.source import fetch_source
     from hubforge.spec import load_spec
@@ -20,9 +20,9 @@ def test_rerun_reuses_every_converted_artifact(published_minilm, api, upstream_m
     cache = Path(os.environ["HUBFORGE_CACHE"])
     before = snapshot(cache)
     assert any(p.endswith("built.json") for p in before)
-    spec = load_spec("all-minilm-l6-v2")
+    spec = load_spec(str(minilm_test_spec(session_dir / "specs")))
     source = fetch_source(spec, api)
-    result = run(spec, source, ALL_FORMATS.split(","), EvalOptions(quality=False, speed=False))
+    result = run(spec, source, all_formats().split(","), EvalOptions(quality=False, speed=False))
     assert all(v.passed for v in result.variants)
     after = snapshot(cache)
     assert after == before, sorted(set(after.items()) ^ set(before.items()))[:5]

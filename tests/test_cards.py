@@ -32,15 +32,19 @@ def test_card_metadata_and_numbers(published_minilm, repo):
     index = card.data.eval_results
     assert index, "model-index must carry the evaluation results"
     variants = {v["name"]: v for v in results["variants"]}
+    default = next(v for v in results["variants"] if v["repo_suffix"] == repo.rsplit("-", 1)[1])
+    tasks = {(t["dataset"], t["split"]): t for t in default["tasks"]}
+    assert len(index) == len(tasks)
     for result in index:
-        name = re.search(r"\((.+) artifact\)", result.dataset_name).group(1)
-        assert round(variants[name]["quality"][result.metric_name], 4) == pytest.approx(result.metric_value)
+        task = tasks[(result.dataset_type, result.dataset_split)]
+        assert result.dataset_name == task["dataset_name"] and result.task_type == task["task_type"]
+        assert result.metric_type == task["main_metric"] and result.metric_value == pytest.approx(task["main_score"])
     for name in (v for v in variants if variants[v]["repo_suffix"] == repo.rsplit("-", 1)[1]):
         fidelity = variants[name]["fidelity"]
         assert f"mean {fidelity['mean_cosine']:.4f}" in card.text
         assert f"{variants[name]['speed']['p50_ms']:.2f}" in card.text
         quality_row = next(line for line in card.text.splitlines() if line.startswith(f"| {name} | ")
-                           and line.count("|") > 8)
+                           and line.count("|") == len(tasks) + 3)
         assert quality_row.endswith(f"| {min(variants[name]['retention'].values()):.4f} |")
     assert results["hardware"]["cpu"] in card.text
     npu_or_gpu = [v for v in variants.values()

@@ -117,6 +117,10 @@ def check_write_access(api: HfApi) -> str:
         info = api.whoami()
     except HfHubHTTPError as exc:
         raise hub_error(exc, "checking the token") from exc
+    except OSError as exc:  # huggingface_hub < 1 re-raises a 401 from whoami() as its HTTP library's own error
+        if getattr(exc, "response", None) is None:
+            raise
+        raise hub_error(exc, "checking the token") from exc
     role = info.get("auth", {}).get("accessToken", {}).get("role")
     if role not in ("write", "fineGrained", None):
         raise AuthError(f"the token of {info.get('name')} has the {role} role", "use a token with the write role")
