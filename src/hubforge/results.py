@@ -8,6 +8,7 @@ from pathlib import Path
 from . import __version__
 from .evaluation.fidelity import Fidelity
 from .evaluation.hardware import Hardware
+from .evaluation.memory import Memory
 from .evaluation.speed import Speed
 from .source import SourceModel
 from .spec import ModelSpec
@@ -46,6 +47,7 @@ class VariantResult:
     tasks: list = field(default_factory=list)  # evaluation.tasks.TaskScore
     retention: dict[str, float] = field(default_factory=dict)
     speed: Speed | None = None
+    memory: Memory | None = None  # measured with speed, in a fresh process per variant
     size_bytes: int = 0
     files: dict[str, Path] = field(default_factory=dict)
     gate_thresholds: dict = field(default_factory=dict)
@@ -66,6 +68,7 @@ class VariantResult:
             "fidelity": self.fidelity.as_dict() if self.fidelity else None,
             "tasks": [t.as_dict() for t in self.tasks], "quality": self.quality, "retention": self.retention,
             "evaluation_note": self.evaluation_note, "speed": self.speed.as_dict() if self.speed else None,
+            "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
         }
 
