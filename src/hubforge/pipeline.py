@@ -18,6 +18,7 @@ from .build import build_candidate, cache_key
 from .datasets import sample_texts
 from .errors import SourceError
 from .evaluation.hardware import fingerprint
+from .evaluation.memory import measure_memory
 from .evaluation.speed import measure_speed
 from .evaluation.tasks import check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
@@ -104,6 +105,14 @@ def _speed(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
                          spec.evaluation.timed_runs, options.threads)
 
 
+def _memory(spec: ModelSpec, options: EvalOptions, runtime: str, **what):
+    """Speed-class: skipped with --no-speed. The latency shape, then the throughput batch at max_length."""
+    if not options.speed:
+        return None
+    shapes = [spec.evaluation.latency_shape, (spec.evaluation.throughput_batch, spec.max_length)]
+    return measure_memory(runtime, shapes, **what)
+
+
 def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInputs, fidelity: Reference,
              options: EvalOptions, report: Report) -> VariantResult:
     """Evaluate a format's passing artifact on its already-open runtime, then apply the retention gate."""
@@ -122,6 +131,7 @@ def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInpu
     spec, note = inputs.spec, ""
     try:
         speed = _speed(artifact.encoder, spec, options, fidelity.fidelity_texts)
+        memory = _memory(spec, options, target.runtime_name, target=target.name, files=artifact.files)
         tasks = []
         if options.quality:
             encoder, note = evaluation_encoder(target, artifact, inputs, fidelity)
@@ -132,8 +142,8 @@ def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInpu
     retention = {t.task: t.main_score / reference.quality[t.task] for t in tasks if reference.quality.get(t.task)}
     decision = check_retention(retention, outcome.gate)
     return VariantResult(passed=decision.passed, gate=decision.summary(), fidelity=artifact.fidelity, tasks=tasks,
-                         retention=retention, speed=speed, size_bytes=artifact.size_bytes, files=artifact.files,
-                         evaluation_note=note, **base)
+                         retention=retention, speed=speed, memory=memory, size_bytes=artifact.size_bytes,
+                         files=artifact.files, evaluation_note=note, **base)
 
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
@@ -163,7 +173,9 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
-        speed=ref_speed, size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
+        speed=ref_speed, memory=_memory(spec, options, "pytorch", model_dir=io.model_dir, task=io.task,
+                                        trust_remote_code=io.trust_remote_code),
+        size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
     )
     variants = [_variant(o, reference_row, inputs, reference, options, report) for o in outcomes]
     return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped())
