@@ -1,4 +1,4 @@
-"""The `hubforge` command line: publish, evaluate, card, specs, devhub, demo."""
+"""The `hubforge` command line: publish, evaluate, verify, card, specs, devhub, demo."""
 
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def _progress(spec_id: str):
 def results_table(result) -> Table:
     tasks = [t.task for t in result.reference.tasks]
     table = Table(title=f"{result.spec.id} @ {result.source.sha[:12]} — {result.hardware.cpu}")
-    for column in ["variant", "gate", "fidelity", *tasks, "retention", "p50 ms", "p90 ms", "seq/s", "size MB"]:
+    for column in ["variant", "gate", "fidelity", *tasks, "retention", "p50 ms", "p90 ms", "seq/s", "load s", "mem MB",
+                   "size MB"]:
         table.add_column(column, justify="left" if column in ("variant", "gate", "fidelity") else "right")
     for v in [result.reference, *result.variants]:
         speed = v.speed
@@ -83,6 +84,8 @@ def results_table(result) -> Table:
             f"{speed.p50_ms:.2f}" if speed else "—",
             f"{speed.p90_ms:.2f}" if speed else "—",
             f"{speed.sequences_per_s:.1f}" if speed else "—",
+            f"{v.memory.load_s:.2f}" if v.memory else "—",
+            f"{v.memory.peak_mb:.0f}" if v.memory else "—",
             f"{v.size_bytes / 1e6:.1f}",
         )
     if result.skipped:
@@ -91,11 +94,12 @@ def results_table(result) -> Table:
 
 
 class HubforgeFailure(click.ClickException):
-    """A HubforgeError shown as `error: ...` plus its hint, exit code 1."""
+    """A HubforgeError shown as `error: ...` plus its hint, with the error's exit code (1 unless it names one)."""
 
     def __init__(self, error: HubforgeError):
         super().__init__(error.message)
         self.error = error
+        self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:
         console.print(f"[red]error:[/] {self.error.message}", highlight=False)
@@ -220,6 +224,69 @@ def evaluate(model, formats, source_dir, results_path, token, no_speed, as_json)
     console.print(f"results written to {results_path}")
     _show(result, as_json)
     sys.exit(3 if result.not_published else 0)
+
+
+VERIFY_EXIT_CODES_HELP = """\b
+Exit status:
+  0  every file matches hubforge.json, and the local fidelity and task scores agree with the card within its
+     gate (fidelity within 1 - the gate's threshold, task scores within 1 - min_retention of the card's)
+  1  error: repo or upstream not found, bad token, a variant that does not run here, Hub error
+  2  bad command line
+  3  the local fidelity or a task score does not agree with the card within its gate
+  4  a file differs from hubforge.json, is missing, or was added after publishing (tampered)"""
+
+
+def verify_table(verification) -> Table:
+    hardware = verification.card_hardware
+    table = Table(title=f"{verification.repo_id} @ {verification.commit[:12]} — card: {hardware.get('cpu', '?')}; "
+                        f"local: {verification.hardware.cpu}")
+    for column in ("variant", "metric", "card", "local", "Δ", "tolerance", ""):
+        table.add_column(column, justify="left" if column in ("variant", "metric", "") else "right")
+
+    def show(x):
+        return "—" if x is None else f"{x:.4f}"
+
+    for c in verification.checks:
+        verdict = "" if c.tolerance is None else ("[green]agrees[/]" if c.agrees else "[red]differs[/]")
+        table.add_row(c.variant, c.metric, show(c.card), show(c.local), "—" if c.diff is None else f"{c.diff:+.4f}",
+                      "—" if c.tolerance is None else f"±{c.tolerance:.4f}", verdict)
+    for row in verification.rows:
+        table.add_row(row.name, "provider", "", row.provider, "", "", row.runtime + " " + row.runtime_version)
+    if verification.skipped:
+        table.caption = "not measured: " + "; ".join(verification.skipped)
+    return table
+
+
+@cli.command(epilog=VERIFY_EXIT_CODES_HELP)
+@click.argument("repo_id")
+@click.option("--revision", help="Branch, tag or commit to verify (default: main).")
+@click.option("--formats", callback=_format_list, help="Comma-separated variants of the repo (default: all).")
+@click.option("--token", envvar="HF_TOKEN", help="Hub token (default: $HF_TOKEN); --contribute needs one.")
+@click.option("--no-quality", is_flag=True, help="Skip the task evaluation (fidelity is always measured).")
+@click.option("--no-speed", is_flag=True, help="Skip latency, throughput and memory.")
+@click.option("--contribute", is_flag=True,
+              help="Open a pull request adding this machine's measurements to the repo's measurements/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
+def verify(repo_id, revision, formats, token, no_quality, no_speed, contribute, as_json):
+    """Re-measure the published REPO_ID on this machine and compare it with its card."""
+    from .hub import make_api
+    from .pipeline import EvalOptions
+    from .verify import contribute as open_pr
+    from .verify import verify as run_verify
+
+    api = make_api(token)
+    with _progress(repo_id) as report:
+        verification = run_verify(api, repo_id, revision, formats,
+                                  EvalOptions(quality=not no_quality, speed=not no_speed), report)
+    if as_json:
+        out.print_json(json.dumps(verification.as_dict()))
+    else:
+        out.print(verify_table(verification))
+    if contribute:
+        console.print(f"measurements offered as pull request {open_pr(api, verification)}")
+    verdict = "agrees with" if verification.agrees else "[red]does not agree with[/]"
+    console.print(f"{repo_id} @ {verification.commit[:12]} {verdict} its card on this machine")
+    sys.exit(verification.exit_code)
 
 
 @cli.command("check-updates")
