@@ -60,12 +60,18 @@ def _environment() -> Environment:
     env.filters["f4"] = lambda x: "—" if x is None else f"{x:.4f}"
     env.filters["f2"] = lambda x: "—" if x is None else f"{x:.2f}"
     env.filters["pct"] = lambda x: "—" if x is None else f"{100 * x:.1f}%"
+    env.filters["signed"] = lambda x: "—" if x is None else f"{x:+.4f}"
     return env
 
 
-def render_cards(result: RunResult, plot: bool = False) -> list[RepoCard]:
+def render_cards(result: RunResult, plot: bool = False, changes: dict | None = None,
+                 community: dict | None = None) -> list[RepoCard]:
     """One card per published repo; formats sharing a repo (onnx, fp16, int8) share its card.
-    `plot` says whether the variant chart (plot.PLOT_FILE) is published beside it."""
+    `plot` says whether the variant chart (plot.PLOT_FILE) is published beside it; `changes` ({repo id:
+    changes.Changes}) and `community` ({repo id: measurement records}) add their sections to the repos named."""
+    from .community import card_rows
+
+    changes, community = changes or {}, community or {}
     env = _environment()
     by_repo: dict[str, list[VariantResult]] = {}
     for variant in result.published:
@@ -77,7 +83,9 @@ def render_cards(result: RunResult, plot: bool = False) -> list[RepoCard]:
         context = dict(r=result, repo_id=repo_id, suffix=suffix, variants=variants, reference=result.reference,
                        tasks=tasks, spec=result.spec, source=result.source, hardware=result.hardware,
                        siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
-                       rejected=result.not_published, plot_file=PLOT_FILE if plot else None)
+                       rejected=result.not_published, plot_file=PLOT_FILE if plot else None,
+                       changes=changes.get(repo_id),
+                       community=[row for record in community.get(repo_id, []) for row in card_rows(record)])
         usage = {v.name: env.from_string(get_target(v.name).template_path().read_text()).render(**context)
                  for v in variants}
         body = env.get_template("card.md.j2").render(usage=usage, **context)

@@ -187,12 +187,35 @@ class PublishOutcome:
     results_path: Path | None = None
     written: list[Path] = field(default_factory=list)
     pushed: list = field(default_factory=list)  # publish.PushResult
+    changes: dict = field(default_factory=dict)  # {repo id: changes.Changes} against its previous publication
 
     @property
     def exit_code(self) -> int:
         if self.result is None or all(v.passed for v in self.result.variants):
             return EXIT_OK
         return EXIT_NOT_ALL_PUBLISHED
+
+
+def previous_publication(api, result: RunResult, report: Report) -> tuple[dict, dict]:
+    """What each repo about to be pushed holds now: the changes of every metric against its results.json, and the
+    community measurements merged into it (kept, and shown on the new card)."""
+    from .card import repo_id_for
+    from .changes import diff_results, previous_results
+    from .community import read_records
+    from .publish import repo_results
+
+    changes, community = {}, {}
+    for suffix in dict.fromkeys(v.repo_suffix for v in result.published):
+        repo_id = repo_id_for(result, suffix)
+        community[repo_id] = read_records(api, repo_id)
+        previous = previous_results(api, repo_id)
+        if previous is None:
+            continue
+        changes[repo_id] = diff_results(previous, repo_results(result, suffix), result.spec.publish.max_regression)
+        for change in changes[repo_id].changes:
+            if change.change != 0:
+                report(f"{repo_id}: {change.line()}")
+    return changes, community
 
 
 def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path | None = None,
@@ -222,16 +245,28 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     report(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
     result = run(spec, source, formats, options, report)
 
+    changes, community = ({}, {}) if dry_run else previous_publication(api, result, report)
     plot = render_variant_plot(result, out_dir / f"{spec.id}.{PLOT_FILE}")
-    plans = plan_repos(result, render_cards(result, plot=plot is not None), plot)
+    cards = render_cards(result, plot=plot is not None, changes=changes, community=community)
+    plans = plan_repos(result, cards, plot, changes)
     results_path = out_dir / f"{spec.id}.results.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(result.as_dict(), indent=2))
+    results_json = result.as_dict()
+    if changes:
+        results_json["changes"] = {repo_id: c.as_dict() for repo_id, c in changes.items()}
+    results_path.write_text(json.dumps(results_json, indent=2))
     for variant in [result.reference, *result.published]:
         write_mteb_results(variant.tasks, out_dir / "mteb-results", f"{spec.publish.org}/{spec.repo_base}",
                            variant.name.split(" ")[0])
     if dry_run:
         return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
-    return PublishOutcome(result, results_path, pushed=[push_repo(api, plan, create_pr=create_pr) for plan in plans])
+    pushed = []
+    for plan in plans:
+        regressions = changes[plan.repo_id].regressions if plan.repo_id in changes else []
+        if regressions:
+            report(f"{plan.repo_id}: {len(regressions)} metric(s) regressed by more than publish.max_regression "
+                   f"({', '.join(f'{c.variant} {c.metric}' for c in regressions)}) → pull request, not main")
+        pushed.append(push_repo(api, plan, create_pr=create_pr or bool(regressions)))
+    return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
 
 

@@ -12,6 +12,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import HfHubHTTPError
 
 from .card import RepoCard
+from .community import is_record
 from .errors import AuthError
 from .hub import hub_error, with_retries
 from .results import RunResult
@@ -67,7 +68,14 @@ def sha256_of(content: bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = None) -> list[RepoPlan]:
+def repo_results(result: RunResult, suffix: str) -> dict:
+    """results.json of one repo: the run, with only the variants that repo holds."""
+    return {**result.as_dict(), "variants": [v.as_dict() for v in result.published if v.repo_suffix == suffix]}
+
+
+def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = None,
+               changes: dict | None = None) -> list[RepoPlan]:
+    """`changes`: {repo id: changes.Changes against its previous publication}, carried in its results.json."""
     plans = []
     for card in cards:
         variants = [v for v in result.published if v.repo_suffix == card.suffix]
@@ -77,7 +85,9 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
         files["README.md"] = card.text.encode()
         if plot is not None:
             files[PLOT_FILE] = plot
-        results_json = {**result.as_dict(), "variants": [v.as_dict() for v in variants]}
+        results_json = repo_results(result, card.suffix)
+        if changes and card.repo_id in changes:
+            results_json["changes"] = changes[card.repo_id].as_dict()
         files["results.json"] = json.dumps(results_json, indent=2).encode()
         manifest = {
             "hubforge_version": result.hubforge_version,
@@ -86,6 +96,7 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
             "spec_hash": result.spec.digest(),
             "formats": {v.name: v.config for v in variants},
             "files": {path: sha256_of(content) for path, content in sorted(files.items())},
+            "spec": result.spec.model_dump(mode="json"),  # `hubforge verify` rebuilds the reference from it
         }
         files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
         plans.append(RepoPlan(card.repo_id, files, manifest))
@@ -138,7 +149,8 @@ def _push_once(api: HfApi, plan: RepoPlan, create_pr: bool) -> PushResult:
     head = api.model_info(plan.repo_id).sha
     existing = {f.path for f in api.list_repo_tree(plan.repo_id, revision=head, recursive=True)
                 if getattr(f, "size", None) is not None}
-    stale = sorted(existing - set(plan.files) - {".gitattributes"})
+    # community measurements (verify --contribute, merged by the owner) outlive every republish
+    stale = sorted(p for p in existing - set(plan.files) - {".gitattributes"} if not is_record(p))
     operations = [CommitOperationAdd(path, content if isinstance(content, bytes) else str(content))
                   for path, content in sorted(plan.files.items())]
     operations += [CommitOperationDelete(path) for path in stale]

@@ -67,6 +67,9 @@ class EvaluationSpec(StrictModel):
 class PublishSpec(StrictModel):
     org: str = Field("hubforge", pattern=r"^[\w.-]+$")
     name: str | None = Field(None, pattern=r"^[\w.-]+$", description="repo base name; defaults to the spec id")
+    max_regression: float | None = Field(
+        None, ge=0, le=1, description="largest drop of a task score or fidelity metric against the previously "
+        "published results.json that may still go to main; a larger one opens a pull request instead")
 
 
 class ModelSpec(StrictModel):
