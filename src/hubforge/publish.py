@@ -82,6 +82,8 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
         files: dict[str, bytes | Path] = dict(pipeline_files(result.source.path))
         for variant in variants:
             files.update(variant.files)
+        if any(path.startswith("onnx/") for path in files):
+            files["onnx/quantize_config.json"] = json.dumps(onnx_quantize_config(variants), indent=2).encode()
         files["README.md"] = card.text.encode()
         if plot is not None:
             files[PLOT_FILE] = plot
@@ -101,6 +103,26 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
         files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
         plans.append(RepoPlan(card.repo_id, files, manifest))
     return plans
+
+
+# transformers.js' `dtype` for each ONNX file name it knows (its conversion script's naming)
+TRANSFORMERS_JS_DTYPES = {"model.onnx": "fp32", "model_fp16.onnx": "fp16", "model_quantized.onnx": "q8",
+                          "model_q4.onnx": "q4", "model_q4f16.onnx": "q4f16"}
+
+
+def onnx_quantize_config(variants: list) -> dict:
+    """How each ONNX file was made, as transformers.js conversions record it beside their files
+    (quantize_config.json): per file stem, its transformers.js dtype, hubforge format and the configuration the
+    gate kept."""
+    per_model = {}
+    for variant in variants:
+        for path in sorted(variant.files):
+            name = Path(path).name
+            if path.startswith("onnx/") and name.endswith(".onnx"):
+                per_model[Path(name).stem] = {"dtype": TRANSFORMERS_JS_DTYPES.get(name), "format": variant.name,
+                                              "precision": variant.precision, "config": variant.config}
+    return {"modes": sorted({m["dtype"] for m in per_model.values() if m["dtype"] and m["dtype"] != "fp32"}),
+            "per_model_config": per_model}
 
 
 def write_local(plans: list[RepoPlan], out_dir: Path) -> list[Path]:
