@@ -4,6 +4,7 @@ tables, all rendered from the results object. Each format's library name, tags a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from huggingface_hub import ModelCard, ModelCardData
@@ -61,6 +62,7 @@ def _environment() -> Environment:
     env.filters["f2"] = lambda x: "—" if x is None else f"{x:.2f}"
     env.filters["pct"] = lambda x: "—" if x is None else f"{100 * x:.1f}%"
     env.filters["signed"] = lambda x: "—" if x is None else f"{x:+.4f}"
+    env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None  # Jinja has none
     return env
 
 
