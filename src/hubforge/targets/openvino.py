@@ -30,13 +30,24 @@ class NncfConfig(CandidateConfig):
 
 def _convert(inputs: BuildInputs, static_shape: bool):
     """optimum-intel's export from PyTorch rather than the shared ONNX: OpenVINO fuses attention from this graph
-    and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions)."""
-    from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
+    and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions). Exported once per run,
+    beside the fp32 ONNX export, and read back by every OpenVINO format and candidate."""
+    import openvino as ov
 
-    cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
-                                    trust_remote_code=inputs.spec.trust_remote_code).model
+    xml = inputs.fp32_onnx.parent / "openvino" / "openvino_model.xml"
+    if not xml.exists():
+        from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
+
+        cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
+                                        trust_remote_code=inputs.spec.trust_remote_code).model
+        partial = xml.with_name("partial.xml")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(model, str(partial), compress_to_fp16=False)
+        partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+        partial.replace(xml)
+    model = ov.Core().read_model(str(xml))
     if static_shape:
         model.reshape({p.get_any_name(): [1, inputs.spec.max_length] for p in model.inputs})
     return model
