@@ -1,0 +1,153 @@
+"""The precision ladder on the real all-MiniLM-L6-v2: 4-bit formats (ov-int4, q4, q4f16, MNN int4 blocks) written
+where their consumers load them, loaded by sentence-transformers and transformers.js, and every card row measured
+(size, inference memory, speed, retention)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import cosine, invoke, minilm_test_spec
+
+LADDER = "ov-int4,q4,q4f16,mnn"
+REPO = "hubforge/all-minilm-l6-v2"
+
+
+@pytest.fixture(scope="session")
+def ladder(session_dir):
+    """One dry-run publish of the 4-bit formats with speed (and so memory) and a small task evaluation."""
+    from hubforge.devhub.seed import bundled_minilm
+
+    out = session_dir / "ladder-out"
+    spec = minilm_test_spec(session_dir / "ladder-spec")
+    result = invoke("publish", str(spec), "--source", str(bundled_minilm()), "--dry-run", "--formats", LADDER,
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    return out, spec, json.loads((out / "all-minilm-l6-v2.results.json").read_text()), result.output
+
+
+def test_dry_run_writes_the_4bit_files(ladder):
+    out = ladder[0]
+    for path in ["onnx/onnx/model_q4.onnx", "onnx/onnx/model_q4f16.onnx", "onnx/onnx/quantize_config.json",
+                 "openvino/openvino/openvino_model_int4.xml", "openvino/openvino/openvino_model_int4.bin",
+                 "mnn/mnn/model.mnn"]:
+        repo, _, file = path.partition("/")
+        assert (out / f"{REPO}-{repo}" / file).is_file(), path
+    record = json.loads((out / f"{REPO}-onnx" / "onnx" / "quantize_config.json").read_text())
+    assert record["modes"] == ["q4", "q4f16"]
+    for stem in ("model_q4", "model_q4f16"):
+        entry = record["per_model_config"][stem]
+        assert entry["dtype"] == stem.removeprefix("model_") and entry["config"]["block_size"] in (16, 32)
+
+
+def test_4bit_gate_is_stated_and_set_in_the_spec(ladder):
+    from hubforge.spec import load_spec
+    from hubforge.targets import get_target
+    from hubforge.targets.q4 import WEIGHT_4BIT_GATE
+
+    out, spec_path, results, _ = ladder
+    spec = load_spec(str(spec_path))
+    for name in ("q4", "q4f16", "ov-int4"):
+        target = get_target(name)
+        assert target.gate(target.options_model.model_validate({}), spec) == WEIGHT_4BIT_GATE
+        own = target.options_model.model_validate({"gate": {"min_mean_cosine": 0.999}})
+        assert target.gate(own, spec).min_mean_cosine == 0.999
+    assert WEIGHT_4BIT_GATE.min_mean_cosine < spec.gate.min_mean_cosine  # looser, and said so on the card
+    variants = {v["name"]: v for v in results["variants"]}
+    assert variants["q4"]["gate_thresholds"]["min_mean_cosine"] == WEIGHT_4BIT_GATE.min_mean_cosine
+    assert variants["mnn"]["gate_thresholds"]["min_mean_cosine"] == spec.gate.min_mean_cosine  # int4 not let in
+    card = (out / f"{REPO}-onnx" / "README.md").read_text()
+    assert f'"min_mean_cosine": {WEIGHT_4BIT_GATE.min_mean_cosine}' in card
+
+
+@pytest.mark.parametrize("repo,backend,file_name", [("onnx", "onnx", "onnx/model_q4.onnx"),
+                                                    ("onnx", "onnx", "onnx/model_q4f16.onnx"),
+                                                    ("openvino", "openvino", "openvino/openvino_model_int4.xml")])
+def test_sentence_transformers_loads_the_4bit_files(ladder, minilm_reference, repo, backend, file_name):
+    from sentence_transformers import SentenceTransformer
+
+    out, _, results, _ = ladder
+    texts, expected = minilm_reference
+    model = SentenceTransformer(str(out / f"{REPO}-{repo}"), backend=backend, device="cpu",
+                                model_kwargs={"file_name": file_name})
+    got = model.encode(texts, normalize_embeddings=True)
+    gate = next(v for v in results["variants"] if file_name in v["files"])["gate_thresholds"]
+    assert cosine(got, expected).mean() >= gate["min_mean_cosine"]
+
+
+def _ladder_rows(card: str) -> dict[str, list[str]]:
+    section = card.split("## Precision ladder", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    header, body = rows[0], rows[1:]
+    return {row[0].strip(): dict(zip([h.strip() for h in header], [c.strip() for c in row])) for row in body}
+
+
+def test_every_card_row_is_measured(ladder):
+    out, _, results, output = ladder
+    for repo, names in (("onnx", ["q4", "q4f16"]), ("openvino", ["ov-int4"]), ("mnn", ["mnn"])):
+        rows = _ladder_rows((out / f"{REPO}-{repo}" / "README.md").read_text())
+        assert set(rows) == {"fp32 (PyTorch)", *names}
+        for name, row in rows.items():
+            for column in ("file size", "inference memory", "CPU latency vs fp32", "CPU throughput vs fp32",
+                           "task retention (min)"):
+                assert row[column] != "not measured" and row[column], (name, column)
+            assert row["GPU"] == "not measured" and row["NPU"] == "not measured"  # none attached here
+    for variant in [results["reference"], *results["variants"]]:
+        memory = variant["memory"]
+        assert memory["peak_mb"] > 1 and memory["load_s"] > 0 and len(memory["shapes"]) == 2, variant["name"]
+    assert "mem MB" in output and "load s" in output
+
+
+def test_no_speed_leaves_memory_not_measured(ladder, session_dir):
+    from hubforge.devhub.seed import bundled_minilm
+
+    out = session_dir / "ladder-no-speed"
+    result = invoke("publish", str(ladder[1]), "--source", str(bundled_minilm()), "--dry-run", "--formats", "q4",
+                    "--out", str(out), "--no-speed", "--no-quality")
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "all-minilm-l6-v2.results.json").read_text())
+    assert results["reference"]["memory"] is None and results["variants"][0]["memory"] is None
+    rows = _ladder_rows((out / f"{REPO}-onnx" / "README.md").read_text())
+    assert rows["q4"]["inference memory"] == "not measured"
+    assert rows["q4"]["CPU latency vs fp32"] == "not measured"
+
+
+@pytest.fixture(scope="session")
+def transformers_js(session_dir):
+    """@huggingface/transformers from the npm registry into a session folder. Its onnxruntime-node dependency ships
+    the CPU binaries in the package; its install script only fetches CUDA ones from outside the registry, so
+    scripts are skipped."""
+    if not (shutil.which("node") and shutil.which("npm")):
+        if os.environ.get("CI"):
+            pytest.fail("node and npm are needed for the transformers.js test in CI")
+        pytest.skip("node/npm not installed")
+    folder = session_dir / "transformers-js"
+    folder.mkdir(exist_ok=True)
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--silent",
+                    "@huggingface/transformers@4"], cwd=folder, check=True, timeout=600)
+    return folder
+
+
+def test_transformers_js_loads_q4_offline(ladder, minilm_reference, transformers_js):
+    out, _, results, _ = ladder
+    texts, expected = minilm_reference
+    script = transformers_js / "embed.mjs"
+    script.write_text(
+        'import { env, pipeline } from "@huggingface/transformers";\n'
+        "const [root, repo, dtype, texts] = process.argv.slice(2);\n"
+        "env.allowRemoteModels = false;\n"
+        "env.localModelPath = root;\n"
+        'const extractor = await pipeline("feature-extraction", repo, { dtype });\n'
+        'const out = await extractor(JSON.parse(texts), { pooling: "mean", normalize: true });\n'
+        "console.log(JSON.stringify(out.tolist()));\n")
+    proc = subprocess.run(["node", str(script), f"{out}/", f"{REPO}-onnx", "q4", json.dumps(texts)],
+                          cwd=transformers_js, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]), dtype=np.float32)
+    gate = next(v for v in results["variants"] if v["name"] == "q4")["gate_thresholds"]
+    assert cosine(got, expected).mean() >= gate["min_mean_cosine"]
