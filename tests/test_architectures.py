@@ -78,8 +78,10 @@ def make_model(folder, model_type: str, head: str, pooling: str):
 
 
 def publish_dry_run(session_dir, name: str, folder, fields: dict, formats: str):
+    small_calibration = {"qnn": {"calibration_samples": 16}, "amd": {"calibration_samples": 16},
+                         "ov-int8": {"calibration_samples": 32}}
     spec = {"id": name, "source": {"repo": f"tiny-org/{name}"}, "max_length": 32,
-            "formats": {f: {} for f in formats.split(",")}, **fields}
+            "formats": {f: small_calibration.get(f, {}) for f in formats.split(",")}, **fields}
     spec_path = session_dir / "arch" / f"{name}.yaml"
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = session_dir / "arch-out"
