@@ -255,7 +255,7 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     if changes:
         results_json["changes"] = {repo_id: c.as_dict() for repo_id, c in changes.items()}
     results_path.write_text(json.dumps(results_json, indent=2))
-    for variant in [result.reference, *result.published]:
+    for variant in (v for v in [result.reference, *result.published] if v.tasks):
         write_mteb_results(variant.tasks, out_dir / "mteb-results", f"{spec.publish.org}/{spec.repo_base}",
                            variant.name.split(" ")[0])
     if dry_run:
