@@ -191,8 +191,13 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
 def _show(result, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
-    else:
-        out.print(results_table(result))
+        return
+    out.print(results_table(result))
+    if result.stages:
+        slowest = sorted(result.stages, key=lambda s: -s["seconds"])[:5]
+        console.print(f"time {sum(s['seconds'] for s in result.stages):.0f} s, peak memory "
+                      f"{max(s['peak_rss_mb'] for s in result.stages):.0f} MB; slowest stages: "
+                      + ", ".join(f"{s['stage']} {s['seconds']:.0f} s" for s in slowest), highlight=False)
 
 
 def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool):

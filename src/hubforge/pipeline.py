@@ -8,15 +8,18 @@ attempt and the run goes on; only typed HubforgeErrors before publishing stop it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import resource
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .errors import SourceError
+from .errors import HubforgeError, SourceError
 from .evaluation.hardware import fingerprint
 from .evaluation.memory import measure_memory
 from .evaluation.speed import measure_speed
@@ -26,6 +29,7 @@ from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
 from .paths import cache_dir
 from .reference import Reference, compute_reference, model_io
+from .runtimes import ReferenceEncoder, release_reference_models
 from .results import Attempt, RunResult, VariantResult
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
@@ -49,6 +53,16 @@ class EvalOptions:
     def skipped(self) -> tuple[str, ...]:
         return tuple(what for what, on in (("task quality: --no-quality", self.quality),
                                            ("speed: --no-speed", self.speed)) if not on)
+
+
+@contextlib.contextmanager
+def stage(log: list[dict], name: str):
+    """Wall time of a stage and the process's peak resident memory when it ended (the peak only grows, so the
+    first stage whose figure jumps is where the memory went)."""
+    start = time.perf_counter()
+    yield
+    log.append({"stage": name, "seconds": round(time.perf_counter() - start, 2),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
 
 
 def failure(exc: BaseException) -> str:
@@ -155,21 +169,22 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
 
-    report("reference: the model's own fp32 pipeline")
-    try:
-        reference = compute_reference(io, spec, fidelity_texts)
-    except Exception as exc:
-        raise SourceError(f"{source.repo_id} does not run in its own fp32 pipeline: {failure(exc)}",
-                          "check that the model loads and encodes with sentence-transformers / transformers") from exc
-
-    report("export: fp32 ONNX")
-    fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
-    inputs = BuildInputs(spec, source, fp32, calibration, io)
-    outcomes = [search_format(name, inputs, reference, cache_root, report) for name in formats]
-
-    report("evaluate: fp32 reference")
-    ref_tasks = evaluate_tasks(reference.encoder, spec) if options.quality else []
-    ref_speed = _speed(reference.encoder, spec, options, fidelity_texts)
+    stages: list[dict] = []
+    with stage(stages, "reference"):
+        report("reference: the model's own fp32 pipeline")
+        try:
+            encoder = ReferenceEncoder(io)
+            reference = compute_reference(io, spec, fidelity_texts, encoder)
+            ref_tasks = evaluate_tasks(encoder, spec) if options.quality else []
+            ref_speed = _speed(encoder, spec, options, fidelity_texts)
+        except HubforgeError:
+            raise
+        except Exception as exc:
+            raise SourceError(f"{source.repo_id} does not run in its own fp32 pipeline: {failure(exc)}",
+                              "check that the model loads and encodes with sentence-transformers / transformers"
+                              ) from exc
+        del encoder
+        release_reference_models(io)
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
@@ -177,8 +192,21 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
                                         trust_remote_code=io.trust_remote_code),
         size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
     )
-    variants = [_variant(o, reference_row, inputs, reference, options, report) for o in outcomes]
-    return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped())
+
+    with stage(stages, "export"):
+        report("export: fp32 ONNX")
+        fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
+    inputs = BuildInputs(spec, source, fp32, calibration, io)
+    outcomes = []
+    for name in formats:
+        with stage(stages, f"build {name}"):
+            outcomes.append(search_format(name, inputs, reference, cache_root, report))
+    variants = []
+    for outcome in outcomes:
+        with stage(stages, f"evaluate {outcome.name}"):
+            variants.append(_variant(outcome, reference_row, inputs, reference, options, report))
+    return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped(),
+                     tuple(stages))
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,13 @@ def model_io(spec: ModelSpec, source: SourceModel) -> ModelIO:
 
 @dataclass(frozen=True)
 class Reference:
-    encoder: ReferenceEncoder
+    """What the later stages need of the reference: its outputs, not the model (which is released)."""
+
     fidelity_texts: list[str]
     outputs: np.ndarray  # what every artifact's outputs on `fidelity_texts` are compared with
 
 
-def compute_reference(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str]) -> Reference:
-    encoder = ReferenceEncoder(io)
-    return Reference(encoder, fidelity_texts, encoder.outputs(fidelity_texts, spec.query_prefix))
+def compute_reference(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
+                      encoder: ReferenceEncoder | None = None) -> Reference:
+    encoder = encoder or ReferenceEncoder(io)
+    return Reference(fidelity_texts, encoder.outputs(fidelity_texts, spec.query_prefix))

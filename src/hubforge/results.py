@@ -82,6 +82,7 @@ class RunResult:
     variants: list[VariantResult]
     requested: list[str]
     skipped: tuple[str, ...] = ()  # measurements not run, with the reason, e.g. "speed: --no-speed"
+    stages: tuple[dict, ...] = ()  # {"stage", "seconds", "peak_rss_mb"} in the order they ran
     hubforge_version: str = __version__
 
     @property
@@ -102,6 +103,7 @@ class RunResult:
             "hardware": self.hardware.as_dict(),
             "requested_formats": self.requested,
             "not_measured": list(self.skipped),
+            "stages": list(self.stages),
             "reference": self.reference.as_dict(),
             "variants": [v.as_dict() for v in self.variants],
         }

@@ -3,7 +3,7 @@
 A runtime maps tokenized numpy inputs to the model's raw output (last_hidden_state or logits), fed exactly the
 inputs its graph or forward() takes. `TextEncoder` then runs the model's own sentence-transformers module chain
 (Pooling, Dense, Normalize, ...) or cross-encoder activation on that output, as a consumer of the published repo
-gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`reference_encoder`).
+gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`ReferenceEncoder`).
 """
 
 from __future__ import annotations
@@ -207,6 +207,23 @@ def post_modules(io: ModelIO) -> tuple:
     return tuple(modules)
 
 
+@lru_cache(maxsize=8)
+def cross_encoder_activation(io: ModelIO):
+    """The activation `CrossEncoder.predict` applies to the logits (Sigmoid for one label unless configured)."""
+    return _cross_encoder(io).activation_fn
+
+
+def release_reference_models(io: ModelIO) -> None:
+    """Drop the fp32 PyTorch models once the reference is measured, keeping only what artifacts reuse (the module
+    chain after the transformer, the cross-encoder activation): no build has to share memory with them."""
+    if io.task == "cross-encoder":
+        cross_encoder_activation(io)
+    else:
+        post_modules(io)
+    _sentence_transformer.cache_clear()
+    _cross_encoder.cache_clear()
+
+
 class TextEncoder:
     """Tokenize, run a runtime in batches, then the model's own post-processing: sentence embeddings or
     cross-encoder scores."""
@@ -249,7 +266,7 @@ class TextEncoder:
         """Cross-encoder scores, one per (query, passage) pair, after the model's own activation function."""
         import torch
 
-        activation = _cross_encoder(self.io).activation_fn
+        activation = cross_encoder_activation(self.io)
         with torch.inference_mode():
             scores = [activation(torch.from_numpy(logits)).float().numpy()[:, 0]
                       for logits, _ in self._run(queries, passages)]
