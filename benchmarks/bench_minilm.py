@@ -1,8 +1,9 @@
 """MiniLM side by side on this machine, in one run: PyTorch fp32 (what sentence-transformers users run today),
 the artifacts of sentence-transformers' own export helpers, and every hubforge artifact.
 
-Each row: latency p50 at [1, 128], throughput at batch 32 and mean cosine vs PyTorch fp32 over real texts,
-with latency and throughput given as ratios to PyTorch fp32, medians over rounds; then the issue's targets,
+Each row: file size, inference memory (hubforge's fresh-process measurement: peak RSS added by loading and running
+[1, 128] and [32, 128]), latency p50 at [1, 128], throughput at batch 32 and mean cosine vs PyTorch fp32 over real
+texts, with latency and throughput given as ratios to PyTorch fp32, medians over rounds; then the issue's targets,
 answered from those medians. Writes benchmarks/RESULTS.md.
 
     python benchmarks/bench_minilm.py [--runs 100] [--rounds 3] [--formats onnx,int8,...]
@@ -31,6 +32,7 @@ from hubforge.datasets import sample_texts
 from hubforge.devhub.seed import bundled_minilm
 from hubforge.evaluation.fidelity import cosine_rows
 from hubforge.evaluation.hardware import fingerprint
+from hubforge.evaluation.memory import measure_memory
 from hubforge.evaluation.speed import measure_speed
 from hubforge.pipeline import EvalOptions, run
 from hubforge.reference import model_io
@@ -41,7 +43,8 @@ from hubforge.targets import get_target
 from hubforge.targets.base import BuildInputs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-ALL = "onnx,fp16,int8,qnn,amd,ov,ov-int8,mnn"
+ALL = "onnx,fp16,int8,q4,q4f16,qnn,amd,ov,ov-int8,ov-int4,mnn"
+SHAPES = [(1, 128), (32, 128)]
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Contender:
     origin: str
     open_runtime: Callable[[], object]
     cpu_target: bool = True
+    size_mb: float | None = None
+    memory: Callable[[], float] | None = None  # MB added in a fresh process; None where hubforge has no loader
+    memory_mb: float | None = None
     p50_ms: list[float] = field(default_factory=list)
     seq_per_s: list[float] = field(default_factory=list)
     cosine: float = 0.0
@@ -168,29 +174,38 @@ def main() -> None:
     console.print("building hubforge artifacts (cached after the first run) …")
     result = run(spec, source, args.formats.split(","), EvalOptions(quality=False, speed=False))
     inputs = BuildInputs(spec, source, Path(), [], io_)
-    contenders = [Contender("pytorch fp32", "baseline", lambda: TorchRuntime(source.path, spec.task))]
+    contenders = [Contender("pytorch fp32", "baseline", lambda: TorchRuntime(source.path, spec.task),
+                            size_mb=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")) / 1e6,
+                            memory=lambda: measure_memory("pytorch", SHAPES, model_dir=source.path).peak_mb)]
     with tempfile.TemporaryDirectory() as tmp:
         with contextlib.redirect_stdout(io.StringIO()):
             helpers = st_helper_artifacts(source.path, Path(tmp), sample_texts("banking77", 300, seed=1))
         contenders += [Contender(name, "sentence-transformers helper",
-                                 lambda p=path: OpenVinoRuntime(p) if p.suffix == ".xml" else OrtRuntime(p))
+                                 lambda p=path: OpenVinoRuntime(p) if p.suffix == ".xml" else OrtRuntime(p),
+                                 size_mb=sum(f.stat().st_size for f in {path, path.with_suffix(".bin")}
+                                             if f.exists()) / 1e6)
                        for name, path in helpers.items()]
         contenders += [Contender(f"hubforge {v.name}", "hubforge", lambda v=v: get_target(v.name).load(v.files, inputs),
-                                 v.cpu_target) for v in result.published]
+                                 v.cpu_target, v.size_bytes / 1e6,
+                                 lambda v=v: measure_memory(v.runtime, SHAPES, target=v.name, files=v.files).peak_mb)
+                       for v in result.published]
         if "ov-int8" in args.formats.split(","):
             contenders.append(static_ov_int8(spec, source))
         measure(contenders, texts, io_, args.rounds, block, threads, console)
+        for contender in contenders:  # after the timing, one child process at a time
+            contender.memory_mb = contender.memory() if contender.memory else None
 
     base = contenders[0]
     hw = fingerprint()
-    columns = ("artifact", "from", "p50 ms [1,128]", "rounds' p50 min–max", "speed-up vs PyTorch", "seq/s (batch 32)",
+    columns = ("artifact", "from", "size MB", "memory MB", "p50 ms [1,128]", "rounds' p50 min–max", "speed-up vs PyTorch", "seq/s (batch 32)",
                "throughput vs PyTorch", "mean cosine vs fp32")
     table = Table(title=f"MiniLM-L6 on {hw.summary()}")
     for column in columns:
         table.add_column(column, justify="left" if column in ("artifact", "from") else "right")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in contenders:
-        cells = [row.name, row.origin, f"{row.latency:.2f}", f"{min(row.p50_ms):.2f}–{max(row.p50_ms):.2f}",
+        cells = [row.name, row.origin, f"{row.size_mb:.1f}" if row.size_mb else "—",
+                 f"{row.memory_mb:.0f}" if row.memory_mb is not None else "—", f"{row.latency:.2f}", f"{min(row.p50_ms):.2f}–{max(row.p50_ms):.2f}",
                  f"{base.latency / row.latency:.2f}x", f"{row.throughput:.1f}",
                  f"{row.throughput / base.throughput:.2f}x", f"{row.cosine:.4f}"]
         table.add_row(*cells)
@@ -216,7 +231,9 @@ def main() -> None:
         "warm-up, in an order that rotates between rounds, and keeps the block's p50; the table gives the median "
         "of those p50s and their range. Throughput: 32 real Banking77 "
         "texts at batch 32 (batch 1 for fixed-shape artifacts), median over the rounds. Cosine: mean over 128 "
-        "texts against PyTorch fp32. QDQ artifacts (qnn, amd) and fp16 target NPUs and GPUs: on a CPU they run "
+        "texts against PyTorch fp32. Memory: peak resident memory that loading the artifact and running [1, 128] "
+        "and [32, 128] adds to a fresh process with its runtime imported (hubforge.evaluation.memory; not measured "
+        "for the helpers' files, which hubforge has no loader entry for). QDQ artifacts (qnn, amd) and fp16 target NPUs and GPUs: on a CPU they run "
         "a simulated or emulated graph and their CPU timings say nothing about that hardware.",
         "",
         *lines,
