@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
@@ -19,7 +20,7 @@ def previous_results(api: HfApi, repo_id: str) -> dict | None:
         path = hf_hub_download(repo_id, "results.json", endpoint=api.endpoint, token=api.token)
     except (RepositoryNotFoundError, EntryNotFoundError):
         return None
-    return json.loads(open(path, encoding="utf-8").read())
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def _numbers(prefix: str, values: dict | None) -> dict[str, float]:

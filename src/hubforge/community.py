@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import RepositoryNotFoundError
@@ -74,7 +75,7 @@ def read_records(api: HfApi, repo_id: str) -> list[dict]:
     for path in sorted(paths):
         local = hf_hub_download(repo_id, path, endpoint=api.endpoint, token=api.token)
         try:
-            record = json.loads(open(local, encoding="utf-8").read())
+            record = json.loads(Path(local).read_text(encoding="utf-8"))
         except ValueError:
             continue  # a record that cannot be read is left out of the card, not a reason to stop publishing
         if isinstance(record, dict):
