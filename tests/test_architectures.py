@@ -7,7 +7,6 @@ either publishes or is listed with its reason. Conversions are shared through on
 
 from __future__ import annotations
 
-import inspect
 import json
 
 import numpy as np
@@ -27,6 +26,7 @@ ARCHITECTURES = {
     "modernbert": {"pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102, "cls_token_id": 101,
                    "sep_token_id": 102, "global_attn_every_n_layers": 2, "local_attention": 16},
 }
+TOKEN_TYPE_TOKENIZERS = {"bert", "electra", "deberta-v2"}  # the others' tokenizers give no token_type_ids
 HEADS = ("sentence-embedding", "cross-encoder")
 ALWAYS_PUBLISHED = ("onnx", "fp16", "ov", "mnn")
 TEXTS = ["How do I activate my card?", "My transfer was declined", "What is the exchange rate for euros?",
@@ -62,11 +62,10 @@ def make_model(folder, model_type: str, head: str, pooling: str):
     model = cls.from_config(tiny_config(model_type, tokenizer.vocab_size)).eval()
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    # as the architecture's own tokenizers declare: only the inputs its forward() takes
-    accepted = inspect.signature(model.forward).parameters
+    # as the architecture's own tokenizers declare: token_type_ids only where they produce them
     tokenizer_config = json.loads((folder / "tokenizer_config.json").read_text())
-    tokenizer_config["model_input_names"] = [n for n in ("input_ids", "token_type_ids", "attention_mask")
-                                             if n in accepted]
+    tokenizer_config["model_input_names"] = ["input_ids", "token_type_ids", "attention_mask"] \
+        if model_type in TOKEN_TYPE_TOKENIZERS else ["input_ids", "attention_mask"]
     (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
     (folder / "README.md").write_text("---\nlicense: mit\n---\n# tiny test model\n")
     if head == "sentence-embedding":
