@@ -96,9 +96,9 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
             "model": result.spec.id,
             "upstream": {"repo": result.source.repo_id, "sha": result.source.sha},
             "spec_hash": result.spec.digest(),
+            "spec": result.spec.model_dump(mode="json"),  # `hubforge verify` rebuilds the reference from it
             "formats": {v.name: v.config for v in variants},
             "files": {path: sha256_of(content) for path, content in sorted(files.items())},
-            "spec": result.spec.model_dump(mode="json"),  # `hubforge verify` rebuilds the reference from it
         }
         files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
         plans.append(RepoPlan(card.repo_id, files, manifest))
