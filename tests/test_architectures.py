@@ -199,10 +199,10 @@ def test_dense_layer_and_max_pooling_publish_with_all_modules(session_dir):
     assert any(p.endswith(("model.safetensors", "pytorch_model.bin")) for p in dense), dense
     reference = model.encode(TEXTS)
     assert reference.shape[1] == 32
-    for backend, path in (("onnx", out / "hubforge" / "tiny-dense-onnx"),
-                          ("openvino", out / "hubforge" / "tiny-dense-openvino")):
+    for backend, path, least in (("onnx", out / "hubforge" / "tiny-dense-onnx", 0.9999),
+                                 ("openvino", out / "hubforge" / "tiny-dense-openvino", 0.995)):  # fp16 weights
         published = SentenceTransformer(str(path), backend=backend, device="cpu").encode(TEXTS)
-        assert cosine(published, reference).min() >= 0.999, backend
+        assert cosine(published, reference).min() >= least, backend
 
 
 def test_contradicting_pooling_is_an_error_before_converting(tmp_path):
