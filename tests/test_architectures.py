@@ -238,3 +238,21 @@ def test_custom_code_is_refused_unless_the_spec_allows_it(tmp_path):
     assert result.exit_code == 1
     assert "runs custom code (AutoModel in its auto_map)" in result.output
     assert "trust_remote_code: true" in result.output
+
+
+def _registered_formats() -> list[str]:
+    from hubforge.targets import format_names
+
+    return format_names()
+
+
+@pytest.mark.parametrize("fmt", _registered_formats())
+def test_each_format_builds_loads_and_passes_its_gate_on_a_tiny_bert(architectures_published, fmt):
+    """Per target: the tiny BERT embedder's artifact of this format was built, opened in its runtime, measured
+    and kept by its gate."""
+    _, results, out, *_ = architectures_published[("bert", "sentence-embedding")]
+    variant = next(v for v in results["variants"] if v["name"] == fmt)
+    assert variant["passed"], variant["attempts"]
+    assert variant["fidelity"]["mean_cosine"] >= variant["gate_thresholds"]["min_mean_cosine"]
+    assert variant["files"] and all((out / "hubforge" / f"tiny-bert-st-{variant['repo_suffix']}" / f).exists()
+                                    for f in variant["files"])
