@@ -23,8 +23,8 @@ def cache_key(spec: ModelSpec, source: SourceModel) -> str:
 def build_candidate(target: Target, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
                     cache_root: Path) -> dict[str, Path]:
     """The candidate's files, from the cache when this exact build was done before."""
-    folder = config.label().replace("=", "-").replace(",", "_").replace("(", "").replace(")", "")
-    out_dir = cache_root / cache_key(inputs.spec, inputs.source) / target.name / folder.replace("'", "")
+    folder = config.label().replace("=", "-").replace(",", "_")
+    out_dir = cache_root / cache_key(inputs.spec, inputs.source) / target.name / folder
     manifest = out_dir / "built.json"
     if manifest.exists():
         files = {repo_path: out_dir / name for repo_path, name in json.loads(manifest.read_text()).items()}

@@ -8,8 +8,11 @@ gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`R
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
+import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -123,6 +126,20 @@ class OpenVinoRuntime:
         return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32)
 
 
+@contextlib.contextmanager
+def quiet_native_stdout():
+    """MNN's native code prints to the C stdout; keep the CLI's progress display and --json output clean."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 class MnnRuntime:
     """MNN's Python Module API, as the card's usage snippet shows; it resizes to each batch's shape."""
 
@@ -135,9 +152,10 @@ class MnnRuntime:
         import MNN.nn as nn
 
         self._F = F
-        info = nn.load_module_from_file(str(model_path), [], []).get_info()
-        self.inputs = list(info["inputNames"])
-        self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1])
+        with quiet_native_stdout():
+            info = nn.load_module_from_file(str(model_path), [], []).get_info()
+            self.inputs = list(info["inputNames"])
+            self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1])
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         F = self._F

@@ -35,7 +35,9 @@ class CandidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def label(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in sorted(self.model_dump().items())) or "default"
+        """'key=value,...' for progress lines and cache folders; tuples read 'MatMul+Gemm'."""
+        return ",".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}"
+                        for k, v in sorted(dict(self).items())) or "default"
 
 
 @dataclass(frozen=True)

@@ -6,27 +6,12 @@ without it, and it is the only one called here.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Literal
 
 from ..errors import ConversionError
-from ..runtimes import MnnRuntime
+from ..runtimes import MnnRuntime, quiet_native_stdout
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
-
-
-@contextlib.contextmanager
-def _quiet_fds():
-    """The native converter prints to the C stdout; keep the CLI's progress display clean."""
-    saved = os.dup(1)
-    with open(os.devnull, "wb") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
 
 
 class MnnConfig(CandidateConfig):
@@ -63,7 +48,7 @@ class MnnTarget(Target):
         else:
             args += ["--weightQuantBits", config.weights[3:]]
             args += ["--weightQuantBlock", str(config.block)] if config.block else []
-        with _quiet_fds():
+        with quiet_native_stdout():
             _tools.mnnconvert(args)
         if not target.exists():
             raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")

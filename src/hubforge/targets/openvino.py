@@ -28,7 +28,19 @@ class NncfConfig(CandidateConfig):
     smooth_quant_alpha: float
 
 
-def _convert(inputs: BuildInputs, static_shape: bool):
+@contextlib.contextmanager
+def quiet_nncf():
+    """NNCF draws rich progress bars on stdout and logs at INFO; hubforge reports progress on its own status line."""
+    import logging
+
+    import nncf
+
+    nncf.set_log_level(logging.ERROR)
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def exported_model(inputs: BuildInputs, static_shape: bool):
     """optimum-intel's export from PyTorch rather than the shared ONNX: OpenVINO fuses attention from this graph
     and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions). Exported once per run,
     beside the fp32 ONNX export, and read back by every OpenVINO format and candidate."""
@@ -71,7 +83,7 @@ class OpenVinoTarget(Target):
         import openvino as ov
 
         xml = out_dir / "openvino_model.xml"
-        ov.save_model(_convert(inputs, options.static_shape), str(xml), compress_to_fp16=True)
+        ov.save_model(exported_model(inputs, options.static_shape), str(xml), compress_to_fp16=True)
         return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OpenVinoRuntime:
@@ -96,13 +108,10 @@ class OpenVinoInt8Target(OpenVinoTarget):
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
               out_dir: Path) -> dict[str, Path]:
-        import logging
-
         import nncf
         import openvino as ov
 
-        nncf.set_log_level(logging.ERROR)  # its progress bars would draw over hubforge's status line
-        model = _convert(inputs, options.static_shape)
+        model = exported_model(inputs, options.static_shape)
         names = [p.get_any_name() for p in model.inputs]
         pad_to = inputs.spec.max_length if options.static_shape else None
         items = calibration_feeds(inputs, names, options.calibration_samples, pad_to)
@@ -110,8 +119,10 @@ class OpenVinoInt8Target(OpenVinoTarget):
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
         )
-        quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset, model_type=nncf.ModelType.TRANSFORMER,
-                                  subset_size=len(items), advanced_parameters=advanced)
+        with quiet_nncf():
+            quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset,
+                                      model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
+                                      advanced_parameters=advanced)
         xml = out_dir / "openvino_model_qint8_quantized.xml"
         ov.save_model(quantized, str(xml), compress_to_fp16=False)
         return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from .base import BuildInputs, CandidateConfig
-from .openvino import OpenVinoOptions, OpenVinoTarget, _convert
+from .openvino import OpenVinoOptions, OpenVinoTarget, exported_model, quiet_nncf
 from .q4 import WEIGHT_4BIT_GATE
 
 
@@ -36,15 +36,13 @@ class OpenVinoInt4Target(OpenVinoTarget):
 
     def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: Int4Config,
               out_dir: Path) -> dict[str, Path]:
-        import logging
-
         import nncf
         import openvino as ov
 
-        nncf.set_log_level(logging.ERROR)
-        compressed = nncf.compress_weights(_convert(inputs, options.static_shape),
-                                           mode=nncf.CompressWeightsMode(config.mode), group_size=config.group_size,
-                                           ratio=config.ratio)
+        model = exported_model(inputs, options.static_shape)
+        with quiet_nncf():
+            compressed = nncf.compress_weights(model, mode=nncf.CompressWeightsMode(config.mode),
+                                               group_size=config.group_size, ratio=config.ratio)
         xml = out_dir / f"{Path(self.file_stem).name}.xml"
         ov.save_model(compressed, str(xml), compress_to_fp16=False)
         return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}
