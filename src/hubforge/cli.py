@@ -61,7 +61,7 @@ def _progress(spec_id: str):
     with console.status(f"[bold]{spec_id}[/]: starting") as status:
         def report(message: str) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
-            if "→" in message or message.startswith(("export", "source", "reference")):
+            if "→" in message or message.startswith(("export", "source", "reference", "evaluate")):
                 console.print(message, highlight=False)
 
         yield report
