@@ -76,23 +76,24 @@ class FormatOutcome:
     """A format's search: every attempt, and the measured artifact of the one that passed (if any)."""
 
     name: str
-    target: Target | None
-    gate: GateSpec | None
+    target: Target
+    gate: GateSpec
     attempts: list[Attempt]
     artifact: MeasuredArtifact | None
 
 
 def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_root: Path,
                   report: Report) -> FormatOutcome:
-    """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt."""
+    """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt.
+    An unknown format name is a typed error (the CLI and `hubforge.publish` check names before this)."""
+    target = get_target(name)
     try:
-        target = get_target(name)
         options = target.options_model.model_validate(inputs.spec.formats.get(name, {}))
         gate = target.gate(options, inputs.spec)
         candidates = target.candidates(options, inputs)
     except Exception as exc:
         report(f"{name}: failed → {failure(exc)}")
-        return FormatOutcome(name, None, None, [Attempt({}, error=failure(exc))], None)
+        return FormatOutcome(name, target, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
     attempts = []
     for config in candidates:
         label, config_dict = config.label(), config.model_dump(mode="json")
@@ -112,14 +113,15 @@ def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_ro
     return FormatOutcome(name, target, gate, attempts, None)
 
 
-def _speed(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
+def speed_of(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
+    """Latency and throughput at the spec's shapes; None with --no-speed."""
     if not options.speed:
         return None
     return measure_speed(encoder, texts, spec.evaluation.latency_shape, spec.evaluation.throughput_batch,
                          spec.evaluation.timed_runs, options.threads)
 
 
-def _memory(spec: ModelSpec, options: EvalOptions, runtime: str, **what):
+def memory_of(spec: ModelSpec, options: EvalOptions, runtime: str, **what):
     """Speed-class: skipped with --no-speed. The latency shape, then the throughput batch at max_length."""
     if not options.speed:
         return None
@@ -131,21 +133,18 @@ def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInpu
              options: EvalOptions, report: Report) -> VariantResult:
     """Evaluate a format's passing artifact on its already-open runtime, then apply the retention gate."""
     target, artifact = outcome.target, outcome.artifact
-    base = dict(name=outcome.name, attempts=outcome.attempts,
-                gate_thresholds=outcome.gate.model_dump() if outcome.gate else {},
-                runtime=target.runtime_name if target else "", precision=target.precision if target else "",
-                target_hardware=target.hardware if target else "", cpu_target=target.cpu_target if target else True,
-                repo_suffix=target.repo_suffix if target else None,
-                config=outcome.attempts[-1].config if outcome.attempts else {})
+    last = outcome.attempts[-1] if outcome.attempts else None
+    base = dict(name=outcome.name, attempts=outcome.attempts, gate_thresholds=outcome.gate.model_dump(),
+                runtime=target.runtime_name, precision=target.precision, target_hardware=target.hardware,
+                cpu_target=target.cpu_target, repo_suffix=target.repo_suffix, config=last.config if last else {})
     if artifact is None:
-        last = outcome.attempts[-1] if outcome.attempts else None
-        reason = (f"failed: {last.error}" if last and last.error else last.gate if last else "no candidate")
+        reason = (f"failed: {last.error}" if last.error else last.gate) if last else "no candidate"
         return VariantResult(passed=False, gate=reason, fidelity=last.fidelity if last else None, **base)
     report(f"evaluate: {outcome.name}")
     spec, note = inputs.spec, ""
     try:
-        speed = _speed(artifact.encoder, spec, options, fidelity.fidelity_texts)
-        memory = _memory(spec, options, target.runtime_name, target=target.name, files=artifact.files)
+        speed = speed_of(artifact.encoder, spec, options, fidelity.fidelity_texts)
+        memory = memory_of(spec, options, target.runtime_name, target=target.name, files=artifact.files)
         tasks = []
         if options.quality:
             encoder, note = evaluation_encoder(target, artifact, inputs, fidelity)
@@ -176,7 +175,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
             encoder = ReferenceEncoder(io)
             reference = compute_reference(io, spec, fidelity_texts, encoder)
             ref_tasks = evaluate_tasks(encoder, spec) if options.quality else []
-            ref_speed = _speed(encoder, spec, options, fidelity_texts)
+            ref_speed = speed_of(encoder, spec, options, fidelity_texts)
         except HubforgeError:
             raise
         except Exception as exc:
@@ -188,7 +187,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
-        speed=ref_speed, memory=_memory(spec, options, "pytorch", model_dir=io.model_dir, task=io.task,
+        speed=ref_speed, memory=memory_of(spec, options, "pytorch", model_dir=io.model_dir, task=io.task,
                                         trust_remote_code=io.trust_remote_code),
         size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
     )

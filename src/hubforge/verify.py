@@ -24,13 +24,13 @@ from .datasets import sample_texts
 from .errors import FormatError, HubforgeError, SpecError
 from .evaluation.fidelity import Fidelity
 from .evaluation.hardware import Hardware, fingerprint
-from .evaluation.memory import Memory, measure_memory
-from .evaluation.speed import Speed, measure_speed
+from .evaluation.memory import Memory
+from .evaluation.speed import Speed
 from .evaluation.tasks import TaskScore, evaluate_tasks
 from .gate import check_fidelity
 from .hub import hub_error
 from .measure import evaluation_encoder, measure_artifact
-from .pipeline import EvalOptions, Report, failure
+from .pipeline import EvalOptions, Report, failure, memory_of, speed_of
 from .publish import MANIFEST, sha256_of
 from .reference import Reference, compute_reference, model_io
 from .source import SourceModel, fetch_source
@@ -163,14 +163,9 @@ def measure_variant(variant: dict, folder: Path, inputs: BuildInputs, reference:
     target = get_target(variant["name"])
     files = {path: folder / path for path in variant["files"]}
     artifact = measure_artifact(target, files, inputs, reference)
-    spec, speed, memory = inputs.spec, None, None
-    if options.speed:
-        evaluation = spec.evaluation
-        speed = measure_speed(artifact.encoder, reference.fidelity_texts, evaluation.latency_shape,
-                              evaluation.throughput_batch, evaluation.timed_runs, options.threads)
-        memory = measure_memory(target.runtime_name, [evaluation.latency_shape,
-                                                      (evaluation.throughput_batch, spec.max_length)],
-                                target=target.name, files=files)
+    spec = inputs.spec
+    speed = speed_of(artifact.encoder, spec, options, reference.fidelity_texts)
+    memory = memory_of(spec, options, target.runtime_name, target=target.name, files=files)
     tasks = []
     if options.quality:
         encoder, _ = evaluation_encoder(target, artifact, inputs, reference)
