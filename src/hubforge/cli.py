@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import HubforgeError
+from .quiet import quiet_libraries
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -32,19 +33,6 @@ def _format_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from exc
 
 
-def _quiet_libraries() -> None:
-    """Converters log advice meant for their own developers; hubforge reports what matters itself."""
-    import logging
-    import warnings
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    warnings.filterwarnings("ignore")
-    logging.getLogger().setLevel(logging.ERROR)
-    for name in ("transformers", "optimum", "nncf", "onnxruntime", "torch"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _spec_and_formats(model: str, formats: list[str] | None):
     from .spec import load_spec
     from .targets import check_spec_formats
@@ -57,7 +45,7 @@ def _spec_and_formats(model: str, formats: list[str] | None):
 @contextlib.contextmanager
 def _progress(spec_id: str):
     """A live status line for long work; decisions (gate results, failures) are printed as they happen."""
-    _quiet_libraries()
+    quiet_libraries()
     with console.status(f"[bold]{spec_id}[/]: starting") as status:
         def report(message: str) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
@@ -188,16 +176,33 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
     sys.exit(outcome.exit_code)
 
 
+def stages_table(result) -> Table:
+    """Wall time and peak resident memory of every worker step, a row per format: where the time and memory went."""
+    kinds, named = ("build", "evaluate", "speed"), {"reference": "evaluate fp32", "export": "build fp32 ONNX export"}
+    rows: dict[str, dict] = {}
+    for step in result.stages:
+        kind, _, name = named.get(step["stage"], step["stage"]).partition(" ")
+        rows.setdefault(name, {})[kind] = step
+    table = Table(title="steps (each in its own worker process): seconds / peak resident memory MB")
+    table.add_column("step")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    for name, steps in rows.items():
+        table.add_row(name, *(f"{steps[k]['seconds']:.1f} s / {steps[k]['peak_rss_mb']:.0f}" if k in steps else "—"
+                              for k in kinds))
+    peak = max(result.stages, key=lambda step: step["peak_rss_mb"])
+    table.caption = (f"{sum(step['seconds'] for step in result.stages):.0f} s of steps; largest peak "
+                     f"{peak['peak_rss_mb']:.0f} MB ({peak['stage']})")
+    return table
+
+
 def _show(result, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(result.as_dict()))
         return
     out.print(results_table(result))
     if result.stages:
-        slowest = sorted(result.stages, key=lambda s: -s["seconds"])[:5]
-        console.print(f"time {sum(s['seconds'] for s in result.stages):.0f} s, peak memory "
-                      f"{max(s['peak_rss_mb'] for s in result.stages):.0f} MB; slowest stages: "
-                      + ", ".join(f"{s['stage']} {s['seconds']:.0f} s" for s in slowest), highlight=False)
+        out.print(stages_table(result))
 
 
 def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool):

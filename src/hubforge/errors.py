@@ -14,6 +14,10 @@ class HubforgeError(Exception):
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
 
+    def __reduce__(self):
+        """Pickled with its hint, so an error raised in a worker process reaches the CLI whole."""
+        return type(self), (self.message, self.hint)
+
 
 class SpecError(HubforgeError):
     """A model spec is missing or invalid."""

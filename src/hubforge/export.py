@@ -12,6 +12,7 @@ from .source import SourceModel
 from .spec import ModelSpec
 
 OPSET = 17
+EXTERNAL_DATA = "model.onnx_data"  # optimum's and ONNX Runtime's name for model.onnx's weights file
 
 
 def optimum_task(spec: ModelSpec) -> str:
@@ -19,7 +20,11 @@ def optimum_task(spec: ModelSpec) -> str:
 
 
 def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Path:
-    """Export with dynamic batch/sequence axes; outputs last_hidden_state (or logits for cross-encoders)."""
+    """Export with dynamic batch/sequence axes; outputs last_hidden_state (or logits for cross-encoders).
+
+    The weights go to `model.onnx_data` beside the graph (ONNX's external data), so the steps that only read or
+    rewrite the graph (shape fixing, node finders, ONNX Runtime's fusions) load kilobytes instead of the model."""
+    import onnx
     from optimum.exporters.onnx import main_export
 
     target = out_dir / "model.onnx"
@@ -34,7 +39,10 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     except Exception as exc:
         raise ConversionError(f"ONNX export of {source.repo_id} failed: {exc}",
                               "check that the model's architecture is supported by optimum's ONNX exporter") from exc
+    onnx.save(onnx.load(str(tmp / "model.onnx")), str(tmp / "external.onnx"), save_as_external_data=True,
+              location=EXTERNAL_DATA)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (tmp / "model.onnx").replace(target)
+    (tmp / EXTERNAL_DATA).replace(out_dir / EXTERNAL_DATA)
+    (tmp / "external.onnx").replace(target)
     shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -1,42 +1,44 @@
 """The whole job, top to bottom, as stages that only flow forward:
-spec → source → reference → targets (build) → measure → gate → evaluation → gate (retention) → card → publish.
+spec → source → reference ∥ export → build + measure + gate each format → evaluate (tasks, retention gate) →
+speed and memory → card → publish.
 
 `run` measures; `publish` (also `hubforge.publish`) runs it and then renders, plans and pushes, so the Python
-API publishes exactly as the CLI does. A failure inside one candidate of one format is recorded as a failed
-attempt and the run goes on; only typed HubforgeErrors before publishing stop it.
+API publishes exactly as the CLI does. Every heavy step runs in a worker process of its own (workers.py): its memory
+is returned when it ends, its peak is its line in results.json's `stages`, and small models build two formats at a
+time. A failure inside one candidate of one format is recorded as a failed attempt and the run goes on; only typed
+HubforgeErrors before publishing stop it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import resource
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .errors import HubforgeError, SourceError
-from .evaluation.hardware import fingerprint
-from .evaluation.memory import measure_memory
-from .evaluation.speed import measure_speed
+from .errors import HubforgeError
+from .evaluation.hardware import Hardware, fingerprint
+from .evaluation.memory import Memory, measure_memory, release_memory
+from .evaluation.speed import Speed, measure_speed
 from .evaluation.tasks import check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
 from .paths import cache_dir
 from .reference import Reference, compute_reference, model_io
-from .runtimes import ReferenceEncoder, release_reference_models
 from .results import Attempt, RunResult, VariantResult
+from .runtimes import ModelIO, ReferenceEncoder, TextEncoder, TorchRuntime, thread_count
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
 from .targets import get_target
 from .targets.base import BuildInputs, Target
+from .workers import Step, StepResult, cores, run_steps, start_server
 
 Report = Callable[[str], None]
+LANE_WEIGHTS_MB = 512  # bge-base's 418 MB builds two formats at a time; bge-large's 1.3 GB one (see lanes_for)
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a typed error before anything was published: bad spec, missing model, bad token, Hub refusal
@@ -55,51 +57,64 @@ class EvalOptions:
                                            ("speed: --no-speed", self.speed)) if not on)
 
 
-@contextlib.contextmanager
-def stage(log: list[dict], name: str):
-    """Wall time of a stage and the process's peak resident memory when it ended (the peak only grows, so the
-    first stage whose figure jumps is where the memory went)."""
-    start = time.perf_counter()
-    yield
-    log.append({"stage": name, "seconds": round(time.perf_counter() - start, 2),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-
-
 def failure(exc: BaseException) -> str:
     """'ExceptionType: first line of its message', as results.json and the card show a failed attempt."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+# --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
+
+def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str], quality: bool,
+                   report: Report) -> tuple[Reference, list, Hardware]:
+    """The model's own fp32 pipeline: its outputs on the fidelity texts and its task scores. The PyTorch model goes
+    with the worker when the step ends, before anything is built."""
+    report("reference: the model's own fp32 pipeline")
+    encoder = ReferenceEncoder(io)
+    reference = compute_reference(io, spec, fidelity_texts, encoder)
+    return reference, evaluate_tasks(encoder, spec) if quality else [], fingerprint()
+
+
+def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, report: Report) -> Path:
+    report("export: fp32 ONNX")
+    return export_fp32_onnx(spec, source, out_dir)
+
+
 @dataclass(frozen=True)
 class FormatOutcome:
-    """A format's search: every attempt, and the measured artifact of the one that passed (if any)."""
+    """A format's search: every attempt, and the files, fidelity and fidelity-text outputs of the one that passed."""
 
     name: str
-    target: Target
+    target: type[Target]
     gate: GateSpec
     attempts: list[Attempt]
-    artifact: MeasuredArtifact | None
+    passed: MeasuredArtifact | None
 
 
-def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_root: Path,
-                  report: Report) -> FormatOutcome:
-    """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt.
-    An unknown format name is a typed error (the CLI and `hubforge.publish` check names before this)."""
-    target = get_target(name)
+def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
+               report: Report) -> FormatOutcome:
+    """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt, and a
+    candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason)."""
+    target, name = target_class(), target_class.name
     try:
         options = target.options_model.model_validate(inputs.spec.formats.get(name, {}))
         gate = target.gate(options, inputs.spec)
         candidates = target.candidates(options, inputs)
     except Exception as exc:
         report(f"{name}: failed → {failure(exc)}")
-        return FormatOutcome(name, target, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
+        return FormatOutcome(name, target_class, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
     attempts = []
     for config in candidates:
         label, config_dict = config.label(), config.model_dump(mode="json")
+        skip = target.cannot_pass(options, config, inputs)
+        if skip:
+            attempts.append(Attempt(config_dict, skipped=skip))
+            report(f"{name}: {label} → skipped: {skip}")
+            continue
         report(f"{name}: building {label}")
         try:
             files = build_candidate(target, inputs, options, config, cache_root)
+            release_memory()  # what the converter freed goes back before the runtime opens the artifact
             artifact = measure_artifact(target, files, inputs, reference)
         except Exception as exc:
             attempts.append(Attempt(config_dict, error=failure(exc)))
@@ -109,103 +124,138 @@ def search_format(name: str, inputs: BuildInputs, reference: Reference, cache_ro
         attempts.append(Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed))
         report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
         if decision.passed:
-            return FormatOutcome(name, target, gate, attempts, artifact)
-    return FormatOutcome(name, target, gate, attempts, None)
+            return FormatOutcome(name, target_class, gate, attempts, artifact.closed())
+        del artifact
+        release_memory()
+    return FormatOutcome(name, target_class, gate, attempts, None)
 
 
-def speed_of(encoder, spec: ModelSpec, options: EvalOptions, texts: list[str]):
-    """Latency and throughput at the spec's shapes; None with --no-speed."""
-    if not options.speed:
-        return None
-    return measure_speed(encoder, texts, spec.evaluation.latency_shape, spec.evaluation.throughput_batch,
-                         spec.evaluation.timed_runs, options.threads)
-
-
-def memory_of(spec: ModelSpec, options: EvalOptions, runtime: str, **what):
-    """Speed-class: skipped with --no-speed. The latency shape, then the throughput batch at max_length."""
-    if not options.speed:
-        return None
-    shapes = [spec.evaluation.latency_shape, (spec.evaluation.throughput_batch, spec.max_length)]
-    return measure_memory(runtime, shapes, **what)
-
-
-def _variant(outcome: FormatOutcome, reference: VariantResult, inputs: BuildInputs, fidelity: Reference,
-             options: EvalOptions, report: Report) -> VariantResult:
-    """Evaluate a format's passing artifact on its already-open runtime, then apply the retention gate."""
-    target, artifact = outcome.target, outcome.artifact
-    last = outcome.attempts[-1] if outcome.attempts else None
-    base = dict(name=outcome.name, attempts=outcome.attempts, gate_thresholds=outcome.gate.model_dump(),
-                runtime=target.runtime_name, precision=target.precision, target_hardware=target.hardware,
-                cpu_target=target.cpu_target, repo_suffix=target.repo_suffix, config=last.config if last else {})
+def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
+    target, last = outcome.target, outcome.attempts[-1] if outcome.attempts else None
+    artifact = outcome.passed
+    fields = dict(name=outcome.name, attempts=outcome.attempts, gate_thresholds=outcome.gate.model_dump(),
+                  runtime=target.runtime_name, precision=target.precision, target_hardware=target.hardware,
+                  cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
+                  config=last.config if last else {}, fidelity=last.fidelity if last else None)
     if artifact is None:
-        reason = (f"failed: {last.error}" if last.error else last.gate) if last else "no candidate"
-        return VariantResult(passed=False, gate=reason, fidelity=last.fidelity if last else None, **base)
+        reason = (last.error and f"failed: {last.error}") or (last.skipped and f"skipped: {last.skipped}") or \
+            last.gate if last else "no candidate"
+        return VariantResult(passed=False, gate=reason, **fields)
+    fields.update(size_bytes=artifact.size_bytes, files=artifact.files)
+    return VariantResult(**{"passed": True, "gate": "pass", **fields, **measured})
+
+
+def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference,
+                  reference_quality: dict[str, float], report: Report) -> VariantResult:
+    """Task scores of a format's passing artifact, then the retention gate."""
     report(f"evaluate: {outcome.name}")
-    spec, note = inputs.spec, ""
-    try:
-        speed = speed_of(artifact.encoder, spec, options, fidelity.fidelity_texts)
-        memory = memory_of(spec, options, target.runtime_name, target=target.name, files=artifact.files)
-        tasks = []
-        if options.quality:
-            encoder, note = evaluation_encoder(target, artifact, inputs, fidelity)
-            tasks = evaluate_tasks(encoder, spec)
-    except Exception as exc:
-        return VariantResult(passed=False, gate=f"failed (evaluation): {failure(exc)}", fidelity=artifact.fidelity,
-                             **base)
-    retention = {t.task: t.main_score / reference.quality[t.task] for t in tasks if reference.quality.get(t.task)}
+    encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference)
+    tasks = evaluate_tasks(encoder, inputs.spec)
+    retention = {t.task: t.main_score / reference_quality[t.task] for t in tasks if reference_quality.get(t.task)}
     decision = check_retention(retention, outcome.gate)
-    return VariantResult(passed=decision.passed, gate=decision.summary(), fidelity=artifact.fidelity, tasks=tasks,
-                         retention=retention, speed=speed, memory=memory, size_bytes=artifact.size_bytes,
-                         files=artifact.files, evaluation_note=note, **base)
+    return _variant(outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks, retention=retention,
+                    evaluation_note=note)
+
+
+def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: ModelIO, spec: ModelSpec,
+               texts: list[str], report: Report) -> tuple[Speed, Memory]:
+    """Memory, then latency and throughput, of one artifact (or, with no target, the fp32 PyTorch model) in a
+    fresh process on an otherwise idle machine."""
+    report(f"speed: {target_class.name if target_class else 'fp32 (PyTorch)'}")
+
+    def load():
+        if target_class is None:
+            return TorchRuntime(io.model_dir, io.task, trust_remote_code=io.trust_remote_code)
+        return target_class().load(files, None)
+
+    shapes = [spec.evaluation.latency_shape, (spec.evaluation.throughput_batch, spec.max_length)]
+    runtime, memory = measure_memory(load, shapes)
+    speed = measure_speed(TextEncoder(io, runtime), texts, spec.evaluation.latency_shape,
+                          spec.evaluation.throughput_batch, spec.evaluation.timed_runs, thread_count(),
+                          spec.evaluation.timed_seconds)
+    return speed, memory
+
+
+# --- the run ----------------------------------------------------------------------------------------------------
+
+def lanes_for(source: SourceModel) -> int:
+    """Workers at once: two where a model's fp32 weights are small enough that two steps' copies fit beside each
+    other (see LANE_WEIGHTS_MB), else one; never more than the machine's cores."""
+    weights_mb = source.weights_bytes / 2**20
+    return min(cores(), 2) if weights_mb <= LANE_WEIGHTS_MB else 1
+
+
+def _raise(result: StepResult, what: str, hint: str) -> None:
+    if isinstance(result.error, HubforgeError):
+        raise result.error
+    raise HubforgeError(f"{what}: {failure(result.error)}", hint) from result.error
 
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
         report: Report = lambda msg: None, cache_root: Path | None = None) -> RunResult:
+    """reference ∥ export → build each format → evaluate each passing one → speed and memory, one at a time."""
     if options.quality:
         check_tasks(spec)
+    start_server()
+    targets = [type(get_target(name)) for name in formats]
     cache_root = cache_root or cache_dir()
     io = model_io(spec, source)
-    calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
+    lanes, share = lanes_for(source), max(1, options.threads // lanes_for(source))
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
+    calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
 
-    stages: list[dict] = []
-    with stage(stages, "reference"):
-        report("reference: the model's own fp32 pipeline")
-        try:
-            encoder = ReferenceEncoder(io)
-            reference = compute_reference(io, spec, fidelity_texts, encoder)
-            ref_tasks = evaluate_tasks(encoder, spec) if options.quality else []
-            ref_speed = speed_of(encoder, spec, options, fidelity_texts)
-        except HubforgeError:
-            raise
-        except Exception as exc:
-            raise SourceError(f"{source.repo_id} does not run in its own fp32 pipeline: {failure(exc)}",
-                              "check that the model loads and encodes with sentence-transformers / transformers"
-                              ) from exc
-        del encoder
-        release_reference_models(io)
+    reference_run, export_run = run_steps([
+        Step("reference", reference_step, (io, spec, fidelity_texts, options.quality), share),
+        Step("export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"), share),
+    ], report, lanes)
+    if reference_run.error:
+        _raise(reference_run, f"{source.repo_id} does not run in its own fp32 pipeline",
+               "check that the model loads and encodes with sentence-transformers / transformers")
+    if export_run.error:
+        _raise(export_run, f"ONNX export of {source.repo_id} failed",
+               "check that the model's architecture is supported by optimum's ONNX exporter")
+    reference, reference_tasks, hardware = reference_run.value
+    inputs = BuildInputs(spec, source, export_run.value, calibration, io)
+    steps = [reference_run, export_run]
+
+    builds = run_steps([Step(f"build {t.name}", build_step, (t, inputs, reference, cache_root), share)
+                        for t in targets], report, lanes)
+    steps += builds
+    outcomes = [run.value if not run.error else
+                FormatOutcome(target.name, target, spec.gate, [Attempt({}, error=failure(run.error))], None)
+                for target, run in zip(targets, builds)]
+    variants = {o.name: _variant(o) for o in outcomes}
+    if options.quality:
+        quality = {t.task: t.main_score for t in reference_tasks}
+        evaluated = [o for o in outcomes if o.passed]
+        evaluations = run_steps([Step(f"evaluate {o.name}", evaluate_step, (o, inputs, reference, quality), share)
+                                 for o in evaluated], report, lanes)
+        steps += evaluations
+        for outcome, run in zip(evaluated, evaluations):
+            variants[outcome.name] = run.value if not run.error else _variant(
+                outcome, passed=False, gate=f"failed (evaluation): {failure(run.error)}")
+
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
-        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=ref_tasks,
-        speed=ref_speed, memory=memory_of(spec, options, "pytorch", model_dir=io.model_dir, task=io.task,
-                                        trust_remote_code=io.trust_remote_code),
-        size_bytes=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")),
-    )
-
-    with stage(stages, "export"):
-        report("export: fp32 ONNX")
-        fp32 = export_fp32_onnx(spec, source, cache_root / cache_key(spec, source) / "export")
-    inputs = BuildInputs(spec, source, fp32, calibration, io)
-    outcomes = []
-    for name in formats:
-        with stage(stages, f"build {name}"):
-            outcomes.append(search_format(name, inputs, reference, cache_root, report))
-    variants = []
-    for outcome in outcomes:
-        with stage(stages, f"evaluate {outcome.name}"):
-            variants.append(_variant(outcome, reference_row, inputs, reference, options, report))
-    return RunResult(spec, source, fingerprint(), reference_row, variants, list(formats), options.skipped(),
-                     tuple(stages))
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=reference_tasks,
+        size_bytes=source.weights_bytes)
+    if options.speed:
+        timed = [reference_row] + [v for v in variants.values() if v.passed]
+        runs = run_steps([Step(f"speed {v.name.split(' ')[0]}", speed_step,
+                               (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec,
+                                fidelity_texts), options.threads) for v in timed], report)
+        steps += runs
+        for variant, run in zip(timed, runs):
+            measured = (dict(zip(("speed", "memory"), run.value)) if not run.error else
+                        dict(passed=False, gate=f"failed (speed): {failure(run.error)}"))
+            if variant is reference_row:
+                if run.error:
+                    _raise(run, "timing the fp32 reference failed", "run with --no-speed to skip timing")
+                reference_row = replace(reference_row, **measured)
+            else:
+                variants[variant.name] = replace(variant, **measured)
+    return RunResult(spec, source, hardware, reference_row, [variants[t.name] for t in targets], list(formats),
+                     options.skipped(), tuple(step.record() for step in steps))
 
 
 @dataclass(frozen=True)

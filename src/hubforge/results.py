@@ -23,10 +23,11 @@ class Attempt:
     gate: str = ""
     passed: bool = False
     error: str | None = None  # "ExceptionType: first line" when building, loading or measuring raised
+    skipped: str | None = None  # why a probe showed it cannot pass: not built
 
     def as_dict(self) -> dict:
         return {"config": self.config, "fidelity": self.fidelity.as_dict() if self.fidelity else None,
-                "gate": self.gate, "passed": self.passed, "error": self.error}
+                "gate": self.gate, "passed": self.passed, "error": self.error, "skipped": self.skipped}
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class RunResult:
     variants: list[VariantResult]
     requested: list[str]
     skipped: tuple[str, ...] = ()  # measurements not run, with the reason, e.g. "speed: --no-speed"
-    stages: tuple[dict, ...] = ()  # {"stage", "seconds", "peak_rss_mb"} in the order they ran
+    stages: tuple[dict, ...] = ()  # {"stage", "seconds", "peak_rss_mb", "process"}: one per worker step, in order
     hubforge_version: str = __version__
 
     @property

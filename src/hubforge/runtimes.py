@@ -21,6 +21,20 @@ from typing import Protocol
 import numpy as np
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+_THREADS: int | None = None
+
+
+def use_threads(count: int | None) -> None:
+    """Threads every runtime opened in this process gets (None: every core); a worker sharing the machine with
+    others takes its share."""
+    global _THREADS
+    _THREADS = count
+    if count and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def thread_count() -> int:
+    return _THREADS or len(os.sched_getaffinity(0))
 
 
 class Runtime(Protocol):
@@ -71,7 +85,7 @@ class OrtRuntime:
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, threads: int | None = None, free_axes: bool = False):
+    def __init__(self, model_path: Path, free_axes: bool = False):
         """`free_axes` opens a fixed-shape graph with its input and output axes made dynamic again: the same
         nodes and quantization parameters, so real-token outputs are identical, without padding every text."""
         import onnxruntime as ort
@@ -87,8 +101,7 @@ class OrtRuntime:
             del graph.graph.value_info[:]
             model = graph.SerializeToString()
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = thread_count()
         preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider",
                      "QNNExecutionProvider", "VitisAIExecutionProvider", "CPUExecutionProvider"]
         available = ort.get_available_providers()
@@ -118,7 +131,10 @@ class OpenVinoRuntime:
         self.inputs = [p.get_any_name() for p in model.inputs]
         shape = model.inputs[0].get_partial_shape()
         self.static_shape = tuple(d.get_length() for d in shape) if shape.is_static else None
-        self.compiled = core.compile_model(model, self.provider, {"PERFORMANCE_HINT": "LATENCY"})
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if self.provider == "CPU":
+            config["INFERENCE_NUM_THREADS"] = thread_count()
+        self.compiled = core.compile_model(model, self.provider, config)
         self.request = self.compiled.create_infer_request()
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -141,7 +157,8 @@ def quiet_native_stdout():
 
 
 class MnnRuntime:
-    """MNN's Python Module API, as the card's usage snippet shows; it resizes to each batch's shape."""
+    """MNN's Python Module API, as the card's usage snippet shows (with every core: MNN's default is one thread);
+    it resizes to each batch's shape."""
 
     name = "mnn"
     provider = "cpu"
@@ -155,7 +172,8 @@ class MnnRuntime:
         with quiet_native_stdout():
             info = nn.load_module_from_file(str(model_path), [], []).get_info()
             self.inputs = list(info["inputNames"])
-            self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1])
+            self.module = nn.load_module_from_file(str(model_path), self.inputs, info["outputNames"][:1],
+                                                   thread_num=thread_count())
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         F = self._F
@@ -209,14 +227,33 @@ def _cross_encoder(io: ModelIO):
                         trust_remote_code=io.trust_remote_code)
 
 
+def _modules_after_transformer(io: ModelIO) -> tuple:
+    """A sentence-transformers model's modules after its Transformer (Pooling with its declared mode, Dense,
+    Normalize, ...), each loaded by its own class as SentenceTransformer loads it, without the transformer's
+    weights (which every artifact replaces)."""
+    import inspect
+
+    from sentence_transformers.util import import_module_class
+
+    modules = []
+    for entry in json.loads((Path(io.model_dir) / "modules.json").read_text())[1:]:
+        module_class = import_module_class(entry["type"], str(io.model_dir), trust_remote_code=io.trust_remote_code,
+                                           local_files_only=True)
+        if len(inspect.signature(module_class.load).parameters) == 1:  # old-style modules load from their folder
+            modules.append(module_class.load(str(Path(io.model_dir) / entry["path"])))
+        else:
+            modules.append(module_class.load(str(io.model_dir), subfolder=entry["path"], local_files_only=True))
+    return tuple(modules)
+
+
 @lru_cache(maxsize=8)
 def post_modules(io: ModelIO) -> tuple:
-    """What runs after the transformer: a sentence-transformers model's own modules (Pooling with its declared
-    mode, Dense, Normalize, ...); for plain transformers models, the spec's pooling (and Normalize) as ST modules."""
+    """What runs after the transformer: a sentence-transformers model's own modules; for plain transformers models,
+    the spec's pooling (and Normalize) as ST modules."""
     from sentence_transformers.models import Normalize, Pooling
 
     if io.is_sentence_transformer:
-        return tuple(_sentence_transformer(io))[1:]
+        return _modules_after_transformer(io)
     hidden = json.loads((Path(io.model_dir) / "config.json").read_text()).get("hidden_size", 1)
     pooling = "mean" if io.task == "feature-extraction" else io.pooling
     modules = [Pooling(hidden, pooling_mode=pooling)]
@@ -229,17 +266,6 @@ def post_modules(io: ModelIO) -> tuple:
 def cross_encoder_activation(io: ModelIO):
     """The activation `CrossEncoder.predict` applies to the logits (Sigmoid for one label unless configured)."""
     return _cross_encoder(io).activation_fn
-
-
-def release_reference_models(io: ModelIO) -> None:
-    """Drop the fp32 PyTorch models once the reference is measured, keeping only what artifacts reuse (the module
-    chain after the transformer, the cross-encoder activation): no build has to share memory with them."""
-    if io.task == "cross-encoder":
-        cross_encoder_activation(io)
-    else:
-        post_modules(io)
-    _sentence_transformer.cache_clear()
-    _cross_encoder.cache_clear()
 
 
 class TextEncoder:

@@ -37,6 +37,12 @@ class SourceModel:
     def model_type(self) -> str:
         return self.config.get("model_type", "")
 
+    @property
+    def weights_bytes(self) -> int:
+        """Size of the weight files (safetensors, else PyTorch .bin), module folders included."""
+        files = list(self.path.rglob("*.safetensors")) or list(self.path.rglob("*.bin"))
+        return sum(p.stat().st_size for p in files)
+
 
 def check_custom_code(source: SourceModel, spec: ModelSpec) -> SourceModel:
     """A model whose config maps to its own code (auto_map) runs that code when loaded: only with consent."""

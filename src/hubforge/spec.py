@@ -60,6 +60,8 @@ class EvaluationSpec(StrictModel):
     latency_shape: tuple[int, int] = (1, 128)
     throughput_batch: int = Field(32, ge=1)
     timed_runs: int = Field(50, ge=5)
+    timed_seconds: float | None = Field(5.0, gt=0, description="stop timing latency once this is spent (after at "
+                                        "least 10 calls); None: always timed_runs calls")
 
     _texts = field_validator("fidelity_texts")(_known_text_set)
 

@@ -30,13 +30,14 @@ from .evaluation.tasks import TaskScore, evaluate_tasks
 from .gate import check_fidelity
 from .hub import hub_error
 from .measure import evaluation_encoder, measure_artifact
-from .pipeline import EvalOptions, Report, failure, memory_of, speed_of
+from .pipeline import EvalOptions, Report, failure, speed_step
 from .publish import MANIFEST, sha256_of
 from .reference import Reference, compute_reference, model_io
 from .source import SourceModel, fetch_source
 from .spec import GateSpec, ModelSpec, SourceSpec, load_spec
 from .targets import get_target
 from .targets.base import BuildInputs
+from .workers import Step, run_step
 
 EXIT_AGREES = 0
 EXIT_DISAGREES = 3  # the local fidelity or a task score is outside the card's gate
@@ -158,22 +159,28 @@ class LocalRow:
 
 
 def measure_variant(variant: dict, folder: Path, inputs: BuildInputs, reference: Reference,
-                    options: EvalOptions) -> LocalRow:
-    """Load the published files in the variant's own runtime and measure them as the publisher did."""
+                    options: EvalOptions, report: Report) -> LocalRow:
+    """Load the published files in the variant's own runtime and measure them as the publisher did: fidelity and
+    tasks here, speed and memory in a fresh worker process."""
     target = get_target(variant["name"])
     files = {path: folder / path for path in variant["files"]}
     artifact = measure_artifact(target, files, inputs, reference)
-    spec = inputs.spec
-    speed = speed_of(artifact.encoder, spec, options, reference.fidelity_texts)
-    memory = memory_of(spec, options, target.runtime_name, target=target.name, files=files)
+    provider, spec = artifact.encoder.runtime.provider, inputs.spec
     tasks = []
     if options.quality:
-        encoder, _ = evaluation_encoder(target, artifact, inputs, reference)
+        encoder, _ = evaluation_encoder(target, artifact.closed(), inputs, reference)
         tasks = evaluate_tasks(encoder, spec)
+    speed = memory = None
+    if options.speed:
+        timing = run_step(Step(f"speed {variant['name']}", speed_step,
+                               (type(target), files, inputs.io, spec, reference.fidelity_texts), options.threads),
+                          report)
+        if timing.error:
+            raise timing.error
+        speed, memory = timing.value
     decision = check_fidelity(artifact.fidelity, GateSpec(**variant["gate_thresholds"]))
-    return LocalRow(variant["name"], target.runtime_name, _package_version(target.runtime_name),
-                    artifact.encoder.runtime.provider, artifact.fidelity, decision.summary(), decision.passed,
-                    tasks, speed, memory)
+    return LocalRow(variant["name"], target.runtime_name, _package_version(target.runtime_name), provider,
+                    artifact.fidelity, decision.summary(), decision.passed, tasks, speed, memory)
 
 
 # ---- comparison
@@ -286,7 +293,7 @@ def verify(api: HfApi, repo_id: str, revision: str | None = None, formats: list[
     for variant in _selected(card["variants"], formats, repo_id):
         report(f"measure: {variant['name']}")
         try:
-            row = measure_variant(variant, folder, inputs, reference, options)
+            row = measure_variant(variant, folder, inputs, reference, options, report)
         except HubforgeError:
             raise
         except Exception as exc:

@@ -12,7 +12,8 @@ from ..runtimes import Runtime, TextEncoder, model_feed
 
 @dataclass(frozen=True)
 class Speed:
-    """Latency in ms for one call of shape [1, seq]; throughput in sequences/s and real (unpadded) tokens/s."""
+    """Latency in ms for one call of shape [1, seq] over `runs` timed calls; throughput in sequences/s and real
+    (unpadded) tokens/s."""
 
     shape: tuple[int, int]
     provider: str
@@ -26,28 +27,36 @@ class Speed:
     throughput_batch: int
     sequences_per_s: float
     tokens_per_s: float
+    runs: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _timed(runtime: Runtime, feed: dict[str, np.ndarray], runs: int) -> np.ndarray:
-    times = []
+MIN_RUNS = 10
+
+
+def _timed(runtime: Runtime, feed: dict[str, np.ndarray], runs: int, seconds: float | None = None) -> np.ndarray:
+    """Up to `runs` timed calls; with `seconds`, stop once that much time is spent and MIN_RUNS calls are done."""
+    times, deadline = [], time.perf_counter() + seconds if seconds else None
     for _ in range(runs):
         start = time.perf_counter()
         runtime.forward(feed)
         times.append((time.perf_counter() - start) * 1000)
+        if deadline and len(times) >= MIN_RUNS and time.perf_counter() > deadline:
+            break
     return np.asarray(times)
 
 
 def measure_speed(encoder: TextEncoder, texts: list[str], shape: tuple[int, int], batch: int, runs: int,
-                  threads: int) -> Speed:
-    """Latency pads one real text to `shape`; throughput runs real texts, batched where the artifact allows."""
+                  threads: int, seconds: float | None = None) -> Speed:
+    """Latency pads one real text to `shape` (`runs` calls, fewer where `seconds` runs out first: a large model's
+    fp32 graph takes a second a call); throughput runs real texts, batched where the artifact allows."""
     runtime = encoder.runtime
     seq = runtime.static_shape[1] if runtime.static_shape else shape[1]
     feed = model_feed(encoder.tokenizer, texts[:1], None, seq, pad_to_max=True)
-    _timed(runtime, feed, max(3, runs // 10))
-    lat = _timed(runtime, feed, runs)
+    _timed(runtime, feed, max(3, runs // 10), seconds and seconds / 10)
+    lat = _timed(runtime, feed, runs, seconds)
 
     tp_batch = 1 if runtime.static_shape else batch
     sample = texts[: max(batch, 1)]
@@ -71,4 +80,5 @@ def measure_speed(encoder: TextEncoder, texts: list[str], shape: tuple[int, int]
         throughput_batch=tp_batch,
         sequences_per_s=len(sample) / elapsed,
         tokens_per_s=real_tokens / elapsed,
+        runs=len(lat),
     )

@@ -24,6 +24,7 @@ class AmdQdqTarget(QdqTarget):
             op_types_to_quantize=list(config.ops) if config.ops else None, per_channel=config.per_channel,
             activation_type=quant_type(config.activation_type), weight_type=quant_type(config.weight_type),
             calibrate_method=calibration_method(config.calibration), nodes_to_exclude=excluded,
+            use_external_data_format=True,
             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                           "UseQDQContribOps": config.activation_type == "uint16"},
+                           "UseQDQContribOps": config.activation_type == "uint16", **reader.OPTIONS},
         )

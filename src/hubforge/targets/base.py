@@ -92,7 +92,11 @@ class Target(ABC):
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> Runtime:
         """Open the built artifact in its own runtime."""
 
-    def evaluation_runtime(self, files: dict[str, Path], runtime: Runtime) -> Runtime:
-        """The runtime task evaluation runs on: the one fidelity was measured with, unless a format has a cheaper
-        view of the same graph (see QdqTarget)."""
-        return runtime
+    def evaluation_view(self, files: dict[str, Path]) -> Runtime | None:
+        """A cheaper view of the same graph for task evaluation (see QdqTarget); None: the artifact's own runtime."""
+        return None
+
+    def cannot_pass(self, options: TargetOptions, config: CandidateConfig, inputs: BuildInputs) -> str | None:
+        """Why `config` cannot pass the gate, where a probe far cheaper than building it can tell (see QdqTarget);
+        the candidate is then skipped and the reason recorded. None: build it."""
+        return None

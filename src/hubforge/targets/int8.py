@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import ffn_output_matmuls
@@ -24,6 +25,28 @@ def fusion_type(model_type: str) -> str:
         return ORTConfigManager.get_model_ort_type(model_type)
     except KeyError:
         return "none"
+
+
+def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
+    """ONNX Runtime's transformer fusions (attention, LayerNorm, tanh-approximated GELU), run on the graph with its
+    weights left on disk: the optimizer's shape inference copies the model it is given several times, which with
+    the weights loaded is six copies of them. Its fusions read the few weights they merge (attention's Q, K, V) with
+    numpy_helper.to_array, which resolves external data against the working directory."""
+    import contextlib
+
+    import onnx
+    from onnxruntime.transformers.fusion_options import FusionOptions
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fusions = FusionOptions(fusion)
+    fusions.enable_gelu_approximation = True
+    graph = onnx.load(str(fp32_onnx), load_external_data=False)
+    with contextlib.chdir(fp32_onnx.parent):
+        fused = optimize_model(graph, model_type=fusion, num_heads=0, hidden_size=0, opt_level=0,
+                               optimization_options=fusions)
+    del graph
+    onnx.load_external_data_for_model(fused.model, str(fp32_onnx.parent))
+    fused.save_model_to_file(str(out), use_external_data_format=True)  # weights to fused.onnx.data
 
 
 class OnnxDynamicInt8Target(Target):
@@ -56,20 +79,16 @@ class OnnxDynamicInt8Target(Target):
 
         graph = inputs.fp32_onnx
         if config.fusion != "none":
-            from onnxruntime.transformers.fusion_options import FusionOptions
-            from onnxruntime.transformers.optimizer import optimize_model
-
-            fusions = FusionOptions(config.fusion)
-            fusions.enable_gelu_approximation = True
             graph = out_dir / "fused.onnx"
-            optimize_model(str(inputs.fp32_onnx), model_type=config.fusion, num_heads=0, hidden_size=0,
-                           optimization_options=fusions).save_model_to_file(str(graph))
+            fuse(inputs.fp32_onnx, graph, config.fusion)
+            release_memory()
         target = out_dir / "model_quantized.onnx"
         quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
                          nodes_to_exclude=ffn_output_matmuls(graph) if config.skip_ffn_out else [],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         if graph != inputs.fp32_onnx:
             graph.unlink()
+            graph.with_name(graph.name + ".data").unlink()
         return {"onnx/model_quantized.onnx": target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:

@@ -38,8 +38,6 @@ class MnnTarget(Target):
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: MnnConfig,
               out_dir: Path) -> dict[str, Path]:
-        import _tools
-
         target = out_dir / "model.mnn"
         args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(inputs.fp32_onnx), "--MNNModel", str(target),
                 "--bizCode", "hubforge"]
@@ -49,6 +47,8 @@ class MnnTarget(Target):
             args += ["--weightQuantBits", config.weights[3:]]
             args += ["--weightQuantBlock", str(config.block)] if config.block else []
         with quiet_native_stdout():
+            import _tools
+
             _tools.mnnconvert(args)
         if not target.exists():
             raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..export import EXTERNAL_DATA
 from ..runtimes import OrtRuntime
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
+
+
+EXTERNAL_DATA_BYTES = 1 << 30
 
 
 class OnnxFp32Target(Target):
@@ -22,9 +26,17 @@ class OnnxFp32Target(Target):
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
               out_dir: Path) -> dict[str, Path]:
-        target = out_dir / "model.onnx"
+        """One file, as transformers.js and most consumers expect; from 1 GiB of weights on, the graph and its
+        `model.onnx_data` side by side (ONNX Runtime, optimum and sentence-transformers load both layouts)."""
+        import onnx
+
+        target, data = out_dir / "model.onnx", inputs.fp32_onnx.with_name(EXTERNAL_DATA)
+        if data.stat().st_size < EXTERNAL_DATA_BYTES:
+            onnx.save(onnx.load(str(inputs.fp32_onnx)), str(target))
+            return {"onnx/model.onnx": target}
         shutil.copyfile(inputs.fp32_onnx, target)
-        return {"onnx/model.onnx": target}
+        shutil.copyfile(data, out_dir / EXTERNAL_DATA)
+        return {"onnx/model.onnx": target, f"onnx/{EXTERNAL_DATA}": out_dir / EXTERNAL_DATA}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
         return OrtRuntime(files["onnx/model.onnx"])

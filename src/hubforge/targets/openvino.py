@@ -43,26 +43,36 @@ def quiet_nncf():
 def exported_model(inputs: BuildInputs, static_shape: bool):
     """optimum-intel's export from PyTorch rather than the shared ONNX: OpenVINO fuses attention from this graph
     and runs it faster (compare the ov rows of benchmarks/RESULTS.md across versions). Exported once per run,
-    beside the fp32 ONNX export, and read back by every OpenVINO format and candidate."""
+    beside the fp32 ONNX export, and read back by every OpenVINO format and candidate; a lock keeps formats built
+    side by side from exporting it twice."""
+    import fcntl
+
     import openvino as ov
 
     xml = inputs.fp32_onnx.parent / "openvino" / "openvino_model.xml"
-    if not xml.exists():
-        from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
-
-        cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
-                                        trust_remote_code=inputs.spec.trust_remote_code).model
-        partial = xml.with_name("partial.xml")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        ov.save_model(model, str(partial), compress_to_fp16=False)
-        partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-        partial.replace(xml)
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    with open(xml.parent / "export.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not xml.exists():
+            _export_openvino(inputs, xml)
     model = ov.Core().read_model(str(xml))
     if static_shape:
         model.reshape({p.get_any_name(): [1, inputs.spec.max_length] for p in model.inputs})
     return model
+
+
+def _export_openvino(inputs: BuildInputs, xml: Path) -> None:
+    import openvino as ov
+    from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
+
+    cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
+                                    trust_remote_code=inputs.spec.trust_remote_code).model
+    partial = xml.with_name("partial.xml")
+    ov.save_model(model, str(partial), compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    partial.replace(xml)
 
 
 class OpenVinoTarget(Target):

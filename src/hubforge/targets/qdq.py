@@ -29,17 +29,44 @@ def calibration_method(name: str):
     return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[name]
 
 
-def fix_shape(src: Path, dst: Path, batch: int, seq: int) -> Path:
-    """NPUs compile a graph for one shape: pin batch and sequence axes ([1, 128] by default)."""
+def fix_shape(src: Path, dst: Path, batch: int, seq: int, opset: int) -> Path:
+    """NPUs compile a graph for one shape: pin batch and sequence axes ([1, 128] by default), at least at `opset`.
+    The graph is fixed and converted before its weights are read (the checker inside fix_output_shapes finds them
+    from the working directory; the version converter, run on the weights, holds about seven copies of them); they
+    go to `dst`'s own external data file."""
+    import contextlib
+
     import onnx
+    from onnx import version_converter
     from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
 
-    model = onnx.load(str(src))
+    model = onnx.load(str(src), load_external_data=False)
+    if next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) < opset:
+        model = version_converter.convert_version(model, opset)
     make_dim_param_fixed(model.graph, "batch_size", batch)
     make_dim_param_fixed(model.graph, "sequence_length", seq)
-    fix_output_shapes(model)
-    onnx.save(model, str(dst))
+    with contextlib.chdir(src.parent):
+        fix_output_shapes(model)
+    onnx.load_external_data_for_model(model, str(src.parent))
+    onnx.save(model, str(dst), save_as_external_data=True, location=external_data_name(dst))
     return dst
+
+
+def qdq_opset(config: "QdqConfig") -> int:
+    """ONNX Runtime's quantizers move a graph to opset 21 for 16-bit QuantizeLinear/DequantizeLinear
+    (`update_opset_version`); done here, on the graph without its weights."""
+    sixteen_bit = {config.activation_type, config.weight_type} & {"uint16", "int16"}
+    return 21 if sixteen_bit else 1
+
+
+def external_data_name(model_path: Path) -> str:
+    """ONNX Runtime's name for a model's external data file (`OnnxModel.save`)."""
+    return model_path.name + ".data"
+
+
+def remove_onnx(model_path: Path) -> None:
+    model_path.unlink()
+    model_path.with_name(external_data_name(model_path)).unlink(missing_ok=True)
 
 
 def graph_input_names(model_path: Path) -> list[str]:
@@ -73,10 +100,22 @@ def calibration_feeds(inputs: BuildInputs, input_names: list[str], samples: int,
 
 class TextCalibrationReader:
     """ONNX Runtime's CalibrationDataReader protocol (`get_next`) over real texts, padded to the fixed shape
-    with their real attention masks."""
+    with their real attention masks. It is strided (`set_range`, `__len__`; the quantizers' `CalibStridedMinMax`
+    option, which despite its name serves every calibration method): the calibrator then holds one text's
+    activations at a time, where histogram calibration would otherwise keep every activation of every text."""
+
+    STRIDE = 1
+    OPTIONS = {"CalibStridedMinMax": STRIDE}
 
     def __init__(self, inputs: BuildInputs, model_path: Path, samples: int, seq: int):
-        self._feeds = iter(calibration_feeds(inputs, graph_input_names(model_path), samples, pad_to=seq))
+        self._all = calibration_feeds(inputs, graph_input_names(model_path), samples, pad_to=seq)
+        self._feeds = iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._feeds = iter(self._all[start_index:end_index])
 
     def get_next(self):
         return next(self._feeds, None)
@@ -104,6 +143,48 @@ def ffn_output_matmuls(model_path: Path) -> list[str]:
             after_activation(i, depth - 1) for i in node.input)
 
     return [n.name for n in graph.node if n.op_type == "MatMul" and after_activation(n.input[0], 4)]
+
+
+MASK_MAGNITUDE = 1e4  # additive attention masks use -10000 or the dtype's minimum (-3.4e38); no score comes close
+
+
+def additive_attention_mask(model_path: Path) -> tuple[float, str] | None:
+    """The large constant an encoder adds to its attention scores to mask padding (the exporters write
+    `scores + (1 - mask) * min`), and the Add that sums them before Softmax; None where the graph has no such mask
+    (fused attention ops, masks applied by Where on the scores)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    constants = {i.name: i for i in graph.initializer if np.prod(i.dims) <= 16}
+    constants.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant" and n.attribute
+                      and n.attribute[0].type == onnx.AttributeProto.TENSOR})
+
+    def large_constant(tensor: str, depth: int) -> float | None:
+        if tensor in constants:
+            values = numpy_helper.to_array(constants[tensor])
+            if values.dtype.kind == "f" and values.size and np.abs(values).max() >= MASK_MAGNITUDE:
+                return float(values.flat[np.abs(values).argmax()])
+            return None
+        node = producer.get(tensor)
+        if node is None or depth == 0 or node.op_type not in ("Where", "Mul", "Sub", "Cast", "Expand", "Unsqueeze",
+                                                                "Reshape", "Add", "ConstantOfShape"):
+            return None
+        found = (large_constant(i, depth - 1) for i in node.input)
+        return next((value for value in found if value is not None), None)
+
+    for node in graph.node:
+        if node.op_type != "Softmax":
+            continue
+        add = producer.get(node.input[0])
+        if add is not None and add.op_type == "Add":
+            for tensor in add.input:
+                value = large_constant(tensor, 6)
+                if value is not None:
+                    return value, add.name
+    return None
 
 
 class QdqOptions(TargetOptions):
@@ -151,24 +232,50 @@ class QdqTarget(Target):
             steps.append(matmul.model_copy(update={"activation_type": "uint16"}))
         return steps
 
+    def cannot_pass(self, options: QdqOptions, config: QdqConfig, inputs: BuildInputs) -> str | None:
+        """A candidate that quantizes every op gives the Add of attention scores and padding mask one per-tensor
+        grid spanning the mask constant: its step (|constant| / 2^bits) dwarfs every score, so all scores round to
+        one value and attention ignores the text (all-MiniLM-L6-v2: mean cosine 0.36 at 16 bits). The graph shows
+        it; building the candidate would take a calibration pass and a quantization to find out."""
+        if config.ops is not None and "Add" not in config.ops:
+            return None
+        mask = additive_attention_mask(inputs.fp32_onnx)
+        if mask is None:
+            return None
+        value, add = mask
+        levels = 2 ** int(config.activation_type.removeprefix("u").removeprefix("int")) - 1
+        return (f"the attention mask constant {value:.3g} is added to the scores in {add}; quantized per tensor, "
+                f"that sum's step would be {abs(value) / levels:.2g}, so every score rounds to one value")
+
     @abstractmethod
     def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig,
                  excluded: list[str] | None) -> None:
-        """Write the QDQ graph of `fixed` to `target` as this NPU's execution provider wants it."""
+        """Write the QDQ graph of `fixed` to `target` as this NPU's execution provider wants it, with
+        `reader.OPTIONS` among the quantizer's extra options and its weights in external data (the quantizer's
+        calibration copy of the model then drops them once written, instead of holding them beside its session)."""
 
     def build(self, inputs: BuildInputs, options: QdqOptions, config: QdqConfig, out_dir: Path) -> dict[str, Path]:
+        import onnx
+
+        from ..evaluation.memory import release_memory
+
         seq = options.sequence_length or inputs.spec.max_length
-        fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq)
+        fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq, qdq_opset(config))
+        release_memory()
         reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config.samples_x, seq)
+        quantized = out_dir / "quantized.onnx"
+        self.quantize(fixed, quantized, reader, config, ffn_output_matmuls(fixed) if config.exclude_ffn_out else None)
+        remove_onnx(fixed)
+        release_memory()
         target = out_dir / "model.onnx"
-        self.quantize(fixed, target, reader, config, ffn_output_matmuls(fixed) if config.exclude_ffn_out else None)
-        fixed.unlink()
+        onnx.save(onnx.load(str(quantized)), str(target))  # one file, as the NPU toolchains take it
+        remove_onnx(quantized)
         return {"onnx/model.onnx": target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
         return OrtRuntime(files["onnx/model.onnx"])
 
-    def evaluation_runtime(self, files: dict[str, Path], runtime: OrtRuntime) -> OrtRuntime:
+    def evaluation_view(self, files: dict[str, Path]) -> OrtRuntime:
         """On a CPU, thousands of task texts padded one by one to [1, 128] take minutes; the same QDQ graph with
         its axes freed gives nearly the same outputs (padding leaks slightly through 16-bit attention ranges);
         the pipeline checks the agreement on the fidelity texts and states it on the card."""

@@ -35,4 +35,6 @@ class QnnQdqTarget(QdqTarget):
             per_channel=config.per_channel, op_types_to_quantize=list(config.ops) if config.ops else None,
             nodes_to_exclude=excluded,
         )
+        qnn_config.extra_options.update(reader.OPTIONS)
+        qnn_config.use_external_data_format = True
         quantize(fixed, target, qnn_config)

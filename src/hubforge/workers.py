@@ -1,0 +1,159 @@
+"""Worker processes for the heavy steps of a run: the fp32 reference, the export, each format's build-measure-evaluate,
+each speed-and-memory measurement.
+
+Every step runs in a process of its own, forked from a server that imported the runtimes once (multiprocessing's
+forkserver with `hubforge.preload`: a fork costs milliseconds where importing torch, ONNX Runtime and OpenVINO costs
+seconds). What a converter leaks or keeps (ONNX Runtime's transformer optimizer, the quantizers' model copies, NNCF's
+statistics, allocator caches) goes back to the system when its step ends, and the step's peak resident memory is its
+own. Steps small enough to fit in memory side by side run in parallel lanes.
+
+A step function takes its arguments plus `report` (progress lines reach the caller's status display) and returns a
+picklable value. An exception comes back as the step's `error` (HubforgeErrors keep their type and hint); a worker
+that dies (a native crash, the kernel's out-of-memory killer) is a `WorkerCrash`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from .errors import HubforgeError
+
+PRELOAD = "hubforge.preload"
+
+
+class WorkerCrash(HubforgeError):
+    """A worker process ended without returning its step's result."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    function: Callable[..., Any]
+    args: tuple = ()
+    threads: int | None = None  # runtime threads inside the step; None: every core
+
+
+@dataclass(frozen=True)
+class StepResult:
+    name: str
+    value: Any
+    error: BaseException | None
+    seconds: float
+    peak_rss_mb: float  # the worker's own peak resident memory (VmHWM), pages shared with the server included
+
+    def record(self) -> dict:
+        """The step's line in results.json's `stages`."""
+        return {"stage": self.name, "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),
+                "process": "worker"}
+
+
+@cache
+def _context():
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([PRELOAD])  # not "__main__": a user's script is never re-imported by the server
+    return context
+
+
+def start_server() -> None:
+    """Start the server now: it imports the runtimes while the caller goes on (the first step waits for it)."""
+    from multiprocessing import forkserver
+
+    _context()
+    forkserver.ensure_running()
+
+
+def _child(connection, step: Step, quiet: bool) -> None:
+    from .evaluation.memory import peak_mb
+    from .quiet import quiet_libraries
+    from .runtimes import use_threads
+
+    if quiet:
+        quiet_libraries()
+    use_threads(step.threads)
+
+    def report(message: str) -> None:
+        connection.send(("report", message))
+
+    try:
+        value, error = step.function(*step.args, report=report), None
+    except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent as data
+        value, error = None, _portable(exc)
+    connection.send(("done", value, error, peak_mb()))
+    connection.close()
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself where it pickles (HubforgeErrors do), else a RuntimeError with its type and message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001
+        lines = str(exc).strip().splitlines()
+        return RuntimeError(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
+
+
+def _crash(step: Step, exitcode: int | None) -> WorkerCrash:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        killed = " (SIGKILL: most often the kernel's out-of-memory killer)" if exitcode == -signal.SIGKILL else ""
+        return WorkerCrash(f"the worker for {step.name} died of {name}{killed}",
+                           "run with fewer formats at once, or on a machine with more memory")
+    return WorkerCrash(f"the worker for {step.name} exited with status {exitcode} without a result")
+
+
+def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1) -> list[StepResult]:
+    """Run every step in its own worker, at most `lanes` at a time; results in the order of `steps`."""
+    from multiprocessing.connection import wait
+
+    from .quiet import is_quiet
+
+    context, quiet = _context(), is_quiet()
+    pending, running, results = list(steps), {}, {}
+    try:
+        while pending or running:
+            while pending and len(running) < lanes:
+                step = pending.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_child, args=(sender, step, quiet), name=f"hubforge {step.name}")
+                process.start()
+                sender.close()
+                running[receiver] = (step, process, time.perf_counter())
+            for receiver in wait(list(running)):
+                step, process, start = running[receiver]
+                try:
+                    kind, *payload = receiver.recv()
+                except EOFError:
+                    process.join()
+                    results[step.name] = StepResult(step.name, None, _crash(step, process.exitcode),
+                                                    time.perf_counter() - start, 0.0)
+                    del running[receiver]
+                    continue
+                if kind == "report":
+                    report(payload[0])
+                    continue
+                value, error, peak = payload
+                process.join()
+                results[step.name] = StepResult(step.name, value, error, time.perf_counter() - start, peak)
+                del running[receiver]
+    finally:
+        for _, process, _ in running.values():
+            process.kill()
+            process.join()
+    return [results[step.name] for step in steps]
+
+
+def run_step(step: Step, report: Callable[[str], None]) -> StepResult:
+    return run_steps([step], report)[0]
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
