@@ -84,11 +84,11 @@ def banking77_revision() -> str:
     return digest.hexdigest()
 
 
-def banking77_retrieval(corpus_per_intent: int = 5, seed: int = 0) -> RetrievalSet:
+def banking77_retrieval(train: LabelledTexts, test: LabelledTexts, corpus_per_intent: int = 5,
+                        seed: int = 0) -> RetrievalSet:
     """Intent retrieval: every test text is a query, relevant to the train texts of its intent in a corpus of
     `corpus_per_intent` train texts per intent."""
     rng = random.Random(seed)
-    train, test = banking77("train"), banking77("test")
     corpus, doc_intent = {}, {}
     for label, idxs in sorted(_indices_by_label(train.labels).items()):
         for i in rng.sample(idxs, min(corpus_per_intent, len(idxs))):
@@ -99,11 +99,10 @@ def banking77_retrieval(corpus_per_intent: int = 5, seed: int = 0) -> RetrievalS
     return RetrievalSet("banking77-intent-retrieval", query_map, corpus, qrels)
 
 
-def banking77_reranking(candidates: int = 10, seed: int = 0) -> RerankingSet:
+def banking77_reranking(test: LabelledTexts, candidates: int = 10, seed: int = 0) -> RerankingSet:
     """Candidate lists for every test text: 2 other test texts of its intent among texts of other intents,
     shuffled. Drawn from the test split only, so an encoder has embedded them all for classification already."""
     rng = random.Random(seed)
-    test = banking77("test")
     by_intent = _indices_by_label(test.labels)
     out_q, out_c, out_r = [], [], []
     for qi, label in enumerate(test.labels):
@@ -127,11 +126,10 @@ class PairSet:
     gold: list[float]
 
 
-def banking77_pairs(seed: int = 0) -> PairSet:
+def banking77_pairs(test: LabelledTexts, seed: int = 0) -> PairSet:
     """Intent similarity, one pair per test text: gold 1 with another text of its intent (even rows), 0 with a
     text of another intent (odd rows)."""
     rng = random.Random(seed)
-    test = banking77("test")
     by_intent = _indices_by_label(test.labels)
     intents = sorted(by_intent)
     first, second, gold = [], [], []

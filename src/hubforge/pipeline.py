@@ -307,6 +307,7 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     from .source import fetch_source, local_source
 
     formats = formats or list(spec.formats)
+    start_server()  # the workers' server imports the runtimes while the Hub is asked and the model fetched
     api = make_api(token)
     if not dry_run:
         check_write_access(api)

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from hashlib import sha1
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ class TaskScore:
     main_score: float
     scores: dict[str, float]
     protocol: str
-    sample: int | None
+    sample: int | None  # test items evaluated, where not the full split
+    train_per_label: int | None = None  # a classification task's train pool, where not the full split
     note: str = ""
     result: Any = field(default=None, repr=False, compare=False)  # mteb's TaskResult, for write_mteb_results
 
@@ -51,7 +53,8 @@ class TaskScore:
         return {"task": self.task, "task_type": self.task_type, "dataset": self.dataset,
                 "dataset_name": self.dataset_name, "config": self.config, "split": self.split,
                 "revision": self.revision, "main_metric": self.main_metric, "main_score": self.main_score,
-                "scores": self.scores, "protocol": self.protocol, "sample": self.sample, "note": self.note}
+                "scores": self.scores, "protocol": self.protocol, "sample": self.sample,
+                "train_per_label": self.train_per_label, "note": self.note}
 
 
 def _model_meta(name: str, revision: str | None):
@@ -138,7 +141,42 @@ def _retrieval_split(queries: dict[str, str], corpus: dict[str, str], qrels: dic
             "relevant_docs": qrels, "top_ranked": top_ranked}
 
 
-def _intent_retrieval():
+@dataclass(frozen=True)
+class Banking77Sample:
+    """The bundled Banking77 splits every Banking77 task of a run reads, sampled once with Banking77Classification's
+    seed (a stratified test sample by mteb's own subsampling, a train pool of so many per label), so classification,
+    retrieval, reranking and STS embed the same texts: each artifact embeds the pool and the test sample once."""
+
+    dataset: Any  # datasets.DatasetDict: train, test with text, label (ClassLabel), label_text
+    sampled: Sampled
+
+    def texts(self, split: str) -> bundled.LabelledTexts:
+        return bundled.LabelledTexts(list(self.dataset[split]["text"]), list(self.dataset[split]["label_text"]))
+
+
+@cache
+def banking77_sample(test_sample: int | None, train_per_label: int | None) -> Banking77Sample:
+    import mteb
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+    from mteb.abstasks.abstask import AbsTask
+
+    ids = bundled.banking77_label_ids()
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(ids)), "label_text": Value("string")})
+    splits = {}
+    for split in ("train", "test"):
+        data = bundled.banking77(split)
+        splits[split] = Dataset.from_dict({"text": data.texts, "label": [ids[c] for c in data.labels],
+                                           "label_text": data.labels}, features=features)
+    dataset, seed = DatasetDict(splits), mteb.get_task("Banking77Classification").seed
+    if test_sample and test_sample < len(dataset["test"]):
+        dataset = AbsTask.stratified_subsampling(dataset, seed, ["test"], "label", n_samples=test_sample)
+    if train_per_label:
+        dataset["train"] = balanced_pool(dataset["train"], "label", train_per_label, seed)
+    return Banking77Sample(dataset, Sampled(test_sample if len(dataset["test"]) < len(splits["test"]) else None,
+                                            train_per_label if len(dataset["train"]) < len(splits["train"]) else None))
+
+
+def _intent_retrieval(data: Banking77Sample):
     from mteb.abstasks import AbsTaskRetrieval
 
     class IntentRetrieval(AbsTaskRetrieval):
@@ -147,15 +185,15 @@ def _intent_retrieval():
             "Each Banking77 test text retrieves the train texts of its intent from 5 per intent.")
 
         def load_data(self, num_proc=None, **kwargs):
-            data = bundled.banking77_retrieval()
-            qrels = {q: dict.fromkeys(docs, 1) for q, docs in data.qrels.items()}
-            self.dataset = {"default": {"test": _retrieval_split(data.queries, data.corpus, qrels, None)}}
+            retrieval = bundled.banking77_retrieval(data.texts("train"), data.texts("test"))
+            qrels = {q: dict.fromkeys(docs, 1) for q, docs in retrieval.qrels.items()}
+            self.dataset = {"default": {"test": _retrieval_split(retrieval.queries, retrieval.corpus, qrels, None)}}
             self.data_loaded = True
 
     return IntentRetrieval()
 
 
-def _intent_reranking():
+def _intent_reranking(data: Banking77Sample):
     from mteb.abstasks import AbsTaskRetrieval
 
     class IntentReranking(AbsTaskRetrieval):
@@ -164,12 +202,12 @@ def _intent_reranking():
             "Each Banking77 test text reranks 10 test texts, 2 of its intent.")
 
         def load_data(self, num_proc=None, **kwargs):
-            data = bundled.banking77_reranking()
-            ids = {text: f"d{i}" for i, text in enumerate(dict.fromkeys(t for c in data.candidates for t in c))}
-            queries = {f"q{i}": text for i, text in enumerate(data.queries)}
-            top = {q: [ids[t] for t in c] for q, c in zip(queries, data.candidates)}
+            reranking = bundled.banking77_reranking(data.texts("test"))
+            ids = {text: f"d{i}" for i, text in enumerate(dict.fromkeys(t for c in reranking.candidates for t in c))}
+            queries = {f"q{i}": text for i, text in enumerate(reranking.queries)}
+            top = {q: [ids[t] for t in c] for q, c in zip(queries, reranking.candidates)}
             qrels = {q: {ids[t]: int(r) for t, r in zip(c, rel)} for q, c, rel in
-                     zip(queries, data.candidates, data.relevant)}
+                     zip(queries, reranking.candidates, reranking.relevant)}
             corpus = {i: t for t, i in ids.items()}
             self.dataset = {"default": {"test": _retrieval_split(queries, corpus, qrels, top)}}
             self.data_loaded = True
@@ -197,39 +235,37 @@ def _pairs_sts(pairs: bundled.PairSet, name: str, description: str, dataset: dic
     return PairsSTS()
 
 
-def _banking77_classification():
+def _banking77_classification(data: Banking77Sample):
     """mteb's own Banking77Classification (task, revision, protocol), its data read from the bundled copy."""
     import mteb
-    from datasets import Dataset, DatasetDict
 
     task = mteb.get_task("Banking77Classification")
-    ids = bundled.banking77_label_ids()
-    splits = {}
-    for split in ("train", "test"):
-        data = bundled.banking77(split)
-        splits[split] = Dataset.from_dict({"text": data.texts, "label": [ids[c] for c in data.labels],
-                                           "label_text": data.labels})
-    task.dataset = DatasetDict(splits)
+    task.dataset = data.dataset
     task.data_loaded = True
     return task
 
 
-BUNDLED: dict[str, dict[str, Callable[[], Any]]] = {
+BUNDLED: dict[str, dict[str, Callable[[Banking77Sample], Any]]] = {
     "classification": {"banking77": _banking77_classification},
     "retrieval": {"banking77": _intent_retrieval},
     "reranking": {"banking77": _intent_reranking},
-    "sts": {"banking77": lambda: _pairs_sts(
-        bundled.banking77_pairs(), "banking77-intent-sts",
+    "sts": {"banking77": lambda data: _pairs_sts(
+        bundled.banking77_pairs(data.texts("test")), "banking77-intent-sts",
         "Pairs of Banking77 test texts; gold 1 for the same intent, 0 otherwise.")},
 }
 BUNDLED_TASK_NAMES = {"banking77-intent-retrieval", "banking77-intent-reranking", "banking77-intent-sts"}
+# what each Banking77 task needs of the shared sample: (test items per label, train items per label)
+BANKING77_NEEDS = {"classification": (1, 8),  # a stratified test sample; mteb's experiments draw 8 per label
+                   "retrieval": (1, 5),  # its corpus holds 5 train texts per intent
+                   "reranking": (3, 0),  # a query and two other test texts of its intent
+                   "sts": (2, 0)}  # pairs of test texts of one intent
 
 
-def _bundled_factory(kind: str, name: str) -> Callable[[], Any]:
+def _bundled_factory(kind: str, name: str) -> Callable[[Banking77Sample], Any]:
     if kind == "sts" and name.endswith(".csv"):
         path = Path(name)
-        return lambda: _pairs_sts(bundled.csv_pairs(name), f"sts-{path.stem}", f"The user's STS pairs in {name}.",
-                                  {"path": f"local/{path.name}", "revision": sha1(path.read_bytes()).hexdigest()})
+        return lambda data: _pairs_sts(bundled.csv_pairs(name), f"sts-{path.stem}", f"The user's STS pairs in {name}.",
+                                       {"path": f"local/{path.name}", "revision": sha1(path.read_bytes()).hexdigest()})
     if name not in BUNDLED[kind]:
         raise EvaluationError(f"no bundled {kind} set named {name!r}; bundled: {', '.join(BUNDLED[kind])}",
                               "real MTEB tasks go in evaluation.mteb_tasks")
@@ -255,14 +291,23 @@ def check_tasks(spec: ModelSpec, endpoint: str | None = None) -> None:
     import mteb
     from huggingface_hub import HfApi
 
-    cross, sample = spec.task == "cross-encoder", spec.evaluation.test_sample
+    cross, evaluation = spec.task == "cross-encoder", spec.evaluation
+    labels = len(bundled.banking77_label_ids())
     for kind, name in _requested(spec):
         _bundled_factory(kind, name)
         if cross and kind != "reranking":
             raise EvaluationError(f"evaluation.{kind} needs an embedding model; a cross-encoder runs reranking only")
-        if kind == "classification" and sample and sample < len(bundled.banking77_label_ids()):
-            raise EvaluationError(f"evaluation.test_sample {sample} is below the 77 labels of Banking77Classification; "
-                                  "a stratified sample needs one per label")
+        if name != "banking77":
+            continue
+        test_per_label, train_per_label = BANKING77_NEEDS[kind]
+        if evaluation.test_sample and evaluation.test_sample < test_per_label * labels:
+            raise EvaluationError(f"evaluation.test_sample {evaluation.test_sample} is below the "
+                                  f"{test_per_label * labels} test items Banking77 {kind} needs ({test_per_label} "
+                                  f"per label of a stratified sample)", "raise it, or set it to null for the full split")
+        if evaluation.train_per_label and evaluation.train_per_label < train_per_label:
+            raise EvaluationError(f"evaluation.train_per_label {evaluation.train_per_label} is below the "
+                                  f"{train_per_label} train items per label Banking77 {kind} draws",
+                                  "raise it, or set it to null for the full split")
     endpoint = endpoint or _hub_endpoint()
     for name in spec.evaluation.mteb_tasks:
         try:
@@ -282,61 +327,89 @@ def check_tasks(spec: ModelSpec, endpoint: str | None = None) -> None:
             ) from exc
 
 
-def _sample(task, n: int) -> int | None:
-    """Restrict every evaluated split to n test items, deterministically (mteb's seed); returns n where that
-    dropped something. Classification keeps mteb's stratified subsampling; retrieval keeps its whole corpus."""
+@dataclass(frozen=True)
+class Sampled:
+    """What of a task's data was evaluated: test items of the evaluated split, train items per label of a
+    classification task's pool (None: the full split)."""
+
+    test: int | None = None
+    train_per_label: int | None = None
+
+    def describe(self, split: str) -> str:
+        evaluated = f"{self.test} sampled {split} items" if self.test else f"full {split} split"
+        return evaluated + (f", from a train pool of {self.train_per_label} per label" if self.train_per_label else "")
+
+
+def balanced_pool(data, label: str, per_label: int, seed: int):
+    """`per_label` items of each label, in the order of one seeded shuffle: how mteb's classification draws each
+    experiment's training set (`_undersample_data`), done once, so every experiment draws from this pool."""
+    order = np.random.RandomState(seed).permutation(len(data))
+    labels, taken, keep = data[label], {}, []
+    for i in order:
+        if taken.get(labels[i], 0) < per_label:
+            taken[labels[i]] = taken.get(labels[i], 0) + 1
+            keep.append(int(i))
+    return data.select(sorted(keep)) if len(keep) < len(data) else data
+
+
+def _sample(task, test: int | None, train_per_label: int | None) -> Sampled:
+    """Restrict every evaluated split to `test` items, deterministically (mteb's seed), and a classification task's
+    train split to a pool of `train_per_label` per label; returns what that dropped. Classification keeps mteb's
+    stratified subsampling; retrieval keeps its whole corpus."""
     from mteb.abstasks import AbsTaskClassification, AbsTaskRetrieval, AbsTaskSTS
 
-    sampled = False
+    sampled_test = sampled_train = False
     if isinstance(task, AbsTaskRetrieval):
         task.convert_v1_dataset_format_to_v2(num_proc=None)
         for subset in task.dataset.values():
             for split in task.eval_splits:
                 data = subset[split]
-                if len(data["queries"]) <= n:
+                if not test or len(data["queries"]) <= test:
                     continue
-                sampled = True
-                data["queries"] = data["queries"].shuffle(seed=task.seed).select(range(n))
+                sampled_test = True
+                data["queries"] = data["queries"].shuffle(seed=task.seed).select(range(test))
                 keep = set(data["queries"]["id"])
                 data["relevant_docs"] = {q: d for q, d in data["relevant_docs"].items() if q in keep}
                 if data["top_ranked"] is not None:
                     data["top_ranked"] = {q: d for q, d in data["top_ranked"].items() if q in keep}
-        return n if sampled else None
+        return Sampled(test if sampled_test else None)
     if not isinstance(task, AbsTaskClassification | AbsTaskSTS):
-        return None
+        return Sampled()
+    classification = isinstance(task, AbsTaskClassification)
     subsets = task.dataset if task.metadata.is_multilingual else {"default": task.dataset}
     for key, data in subsets.items():
-        splits = [s for s in task.eval_splits if len(data[s]) > n]
-        if not splits:
-            continue
-        sampled = True
-        if isinstance(task, AbsTaskClassification):
+        splits = [s for s in task.eval_splits if test and len(data[s]) > test]
+        if classification and splits:
             labels = len(set(data[splits[0]][task.label_column_name]))
-            if n < labels:
-                raise EvaluationError(f"evaluation.test_sample {n} is below the {labels} labels of "
+            if test < labels:
+                raise EvaluationError(f"evaluation.test_sample {test} is below the {labels} labels of "
                                       f"{task.metadata.name}; a stratified sample needs one per label")
-            data = task.stratified_subsampling(data, task.seed, splits, task.label_column_name, n_samples=n)
+            data = task.stratified_subsampling(data, task.seed, splits, task.label_column_name, n_samples=test)
         else:
             for split in splits:
-                data[split] = data[split].shuffle(seed=task.seed).select(range(n))
+                data[split] = data[split].shuffle(seed=task.seed).select(range(test))
+        sampled_test |= bool(splits)
+        if classification and train_per_label:
+            pool = balanced_pool(data[task.train_split], task.label_column_name, train_per_label, task.seed)
+            sampled_train |= len(pool) < len(data[task.train_split])
+            data[task.train_split] = pool
         if task.metadata.is_multilingual:
             task.dataset[key] = data
         else:
             task.dataset = data
-    return n if sampled else None
+    return Sampled(test if sampled_test else None, train_per_label if sampled_train else None)
 
 
-def _protocol(task, split: str, sample: int | None) -> str:
+def _protocol(task, split: str, sampled: Sampled) -> str:
     from mteb.abstasks import AbsTaskClassification
 
     name, kind = task.metadata.name, task.metadata.type
-    evaluated = f"{sample} sampled {split} items" if sample else f"full {split} split"
     if isinstance(task, AbsTaskClassification):
         return (f"mteb {name}: logistic regression on {task.samples_per_label}/label undersampled "
-                f"{task.train_split}, {task.n_experiments} experiments, {evaluated}")
+                f"{task.train_split}, {task.n_experiments} experiments, {sampled.describe(split)}")
     how = {"Retrieval": "cosine search of the corpus, nDCG@10", "Reranking": "reranking given candidates, MAP",
            "STS": "Spearman of cosine similarity vs gold"}.get(kind, f"{kind}, {task.metadata.main_score}")
-    return f"mteb {name}: {how}, {evaluated}"
+    return f"mteb {name}: {how}, {sampled.describe(split)}"
 
 
 def _scalars(scores: dict) -> dict[str, float]:
@@ -347,7 +420,7 @@ def _scalars(scores: dict) -> dict[str, float]:
 class _EagerLabels:
     """A train split whose label column reads as one list. mteb's undersampling reads labels one at a time, and
     under datasets 5 each read is a row lookup (about 50 s for Banking77, every artifact); same data, same
-    algorithm, read once."""
+    algorithm, read once. The scores get the test labels as one array for the same reason."""
 
     def __init__(self, dataset):
         self.dataset = dataset
@@ -368,8 +441,10 @@ def _load(task) -> None:
     if not task.data_loaded:
         task.load_data()
     if isinstance(task, AbsTaskClassification):
-        undersample = task._undersample_data
+        undersample, calculate = task._undersample_data, task._calculate_scores
         task._undersample_data = lambda dataset, *args: undersample(_EagerLabels(dataset), *args)
+        # the test labels reach each of sklearn's seven metrics as a column that converts row by row (7 s a run)
+        task._calculate_scores = lambda y_test, y_pred: calculate(np.asarray(y_test[:]), y_pred)
 
 
 class _DropSupersededNote(logging.Filter):
@@ -401,16 +476,19 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
     """Every task the spec asks for, through mteb.evaluate; one TaskScore per (task, subset, split)."""
     import mteb
 
-    tasks = [_bundled_factory(kind, task_name)() for kind, task_name in _requested(spec)]
-    tasks += [mteb.get_task(task_name) for task_name in spec.evaluation.mteb_tasks]
+    evaluation = spec.evaluation
+    banking77 = banking77_sample(evaluation.test_sample, evaluation.train_per_label)
+    tasks = [(_bundled_factory(kind, task_name)(banking77), banking77.sampled if task_name == "banking77" else None)
+             for kind, task_name in _requested(spec)]
+    tasks += [(mteb.get_task(task_name), None) for task_name in evaluation.mteb_tasks]
     name = f"hubforge/{spec.id}"
     model = MtebCrossEncoder(encoder, name) if spec.task == "cross-encoder" else \
         MtebEncoder(encoder, spec.query_prefix, name)
     out: list[TaskScore] = []
-    for task in tasks:
+    for task, sampled in tasks:
         with _quiet():
             _load(task)  # loaded here, not inside mteb.evaluate, so a sample can be drawn first
-            sample = _sample(task, spec.evaluation.test_sample) if spec.evaluation.test_sample else None
+            sampled = sampled or _sample(task, evaluation.test_sample, evaluation.train_per_label)
             result = mteb.evaluate(model, task, cache=None, co2_tracker=False, show_progress_bar=False,
                                    encode_kwargs={"batch_size": 32, "show_progress_bar": False}).task_results[0]
         meta = task.metadata
@@ -421,7 +499,8 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
                     task=meta.name, task_type=meta.type, dataset=meta.dataset["path"],
                     dataset_name=f"MTEB {meta.name}", config=entry["hf_subset"], split=split,
                     revision=meta.revision, main_metric=meta.main_score, main_score=float(entry["main_score"]),
-                    scores=_scalars(entry), protocol=_protocol(task, split, sample), sample=sample,
+                    scores=_scalars(entry), protocol=_protocol(task, split, sampled), sample=sampled.test,
+                    train_per_label=sampled.train_per_label,
                     note=BUNDLED_NOTE if derived else "", result=result))
     return out
 
