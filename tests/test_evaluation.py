@@ -15,12 +15,18 @@ from conftest import invoke
 
 @pytest.fixture(scope="session")
 def leaderboard_publish(session_dir):
-    """`hubforge publish all-minilm-l6-v2 --source <bundled MiniLM> --dry-run` with the shipped spec's
-    evaluation (full Banking77Classification), onnx only to keep it short."""
+    """`hubforge publish <spec> --source <bundled MiniLM> --dry-run`: the shipped spec with the full splits (the
+    leaderboard's protocol, `test_sample: null`, `train_per_label: null`), onnx only to keep it short."""
     from hubforge.devhub.seed import bundled_minilm
+    from hubforge.paths import SPECS_DIR
 
     out = session_dir / "leaderboard-out"
-    result = invoke("publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--dry-run", "--formats",
+    spec = yaml.safe_load((SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
+    spec["evaluation"].update(test_sample=None, train_per_label=None)
+    path = session_dir / "leaderboard-spec" / "all-minilm-l6-v2.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = invoke("publish", str(path), "--source", str(bundled_minilm()), "--dry-run", "--formats",
                     "onnx", "--no-speed", "--out", str(out))
     return result, json.loads((out / "all-minilm-l6-v2.results.json").read_text()), out
 

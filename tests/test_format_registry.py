@@ -1,7 +1,7 @@
-"""One format = one file: a format registered from this test module (no edit anywhere else) appears in the CLI's
-help, the demo's default, the card and the published repo; a format whose build raises is recorded as a failed
-attempt while every other format is published, and the exit status says so. Also: import hygiene and
-huggingface_hub's Retry-After handling."""
+"""One format = one file: formats registered from a test module (no edit anywhere else) appear in the CLI's help,
+the demo's default, the card and the published repo; a format whose build raises, or whose worker process is
+killed, is recorded as a failed attempt while every other format is published, and the exit status says so. Also:
+import hygiene and huggingface_hub's Retry-After handling."""
 
 from __future__ import annotations
 
@@ -15,45 +15,20 @@ import pytest
 
 from conftest import invoke
 
-TEMPLATE = Path(__file__).parent / "formats" / "copy-onnx.md.j2"
-
-
 @pytest.fixture()
 def throwaway_formats():
-    """Two formats defined here: one that copies the fp32 graph, one whose build always raises."""
-    from hubforge.runtimes import OrtRuntime
+    """Three formats defined in tests/throwaway_formats.py: a copy of the fp32 graph, one whose build raises, one
+    whose build kills its worker process."""
+    import importlib
+
     from hubforge.targets import base, registry
 
-    class CopyOnnxTarget(base.Target):
-        name = "copy-onnx"
-        repo_suffix = "copy"
-        library_name = "onnx"
-        tags = ("onnx", "test-format")
-        runtime_name = "onnxruntime"
-        precision = "fp32-copy"
-        hardware = "a test-only copy of the fp32 graph"
-        description = "registered by tests/test_format_registry.py"
-        usage_template = TEMPLATE
-
-        def build(self, inputs, options, config, out_dir):
-            target = out_dir / "model_copy.onnx"
-            shutil.copyfile(inputs.fp32_onnx, target)
-            return {"onnx/model_copy.onnx": target}
-
-        def load(self, files, inputs):
-            return OrtRuntime(files["onnx/model_copy.onnx"])
-
-    class BrokenTarget(CopyOnnxTarget):
-        name = "broken"
-        repo_suffix = "broken"
-        hardware = "nothing: its build raises"
-
-        def build(self, inputs, options, config, out_dir):
-            raise RuntimeError("simulated converter crash\nsecond line that results.json leaves out")
-
-    assert {"copy-onnx", "broken"} <= set(registry())
+    module = importlib.import_module("throwaway_formats")
+    assert set(module.NAMES) <= set(registry())
     yield
-    del base.REGISTERED["copy-onnx"], base.REGISTERED["broken"]
+    for name in module.NAMES:
+        del base.REGISTERED[name]
+    sys.modules.pop("throwaway_formats")
 
 
 def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_path):
@@ -69,7 +44,7 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert "copy-onnx" in demo_formats.get_default(click.Context(demo), call=True).split(",")
 
     result = invoke("publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--formats",
-                    "onnx,copy-onnx,broken", "--dry-run", "--out", str(tmp_path), "--no-quality", "--no-speed")
+                    "onnx,copy-onnx,broken,killed", "--dry-run", "--out", str(tmp_path), "--no-quality", "--no-speed")
     assert result.exit_code == 3, result.output
     results = json.loads((tmp_path / "all-minilm-l6-v2.results.json").read_text())
     variants = {v["name"]: v for v in results["variants"]}
@@ -77,6 +52,14 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert not variants["broken"]["passed"]
     assert variants["broken"]["attempts"][0]["error"] == "RuntimeError: simulated converter crash"
     assert "not published: broken: failed: RuntimeError: simulated converter crash" in result.output
+    killed = variants["killed"]
+    assert not killed["passed"] and killed["attempts"][0]["error"].startswith(
+        "WorkerCrash: the worker for build killed died of SIGKILL"), killed
+    assert "not published: killed: failed: WorkerCrash" in result.output
+    steps = {step["stage"]: step for step in results["stages"]}
+    assert {"reference", "export", "build onnx", "build copy-onnx", "build broken", "build killed"} <= set(steps)
+    assert all(step["process"] == "worker" and step["seconds"] > 0 and step["peak_rss_mb"] > 0
+               for name, step in steps.items() if name != "build killed")
 
     repo = tmp_path / "hubforge" / "all-minilm-l6-v2-copy"
     assert (repo / "onnx" / "model_copy.onnx").exists()

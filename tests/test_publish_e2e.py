@@ -35,13 +35,48 @@ def test_every_format_passed_its_gate(published_minilm):
 
 
 def test_quantized_targets_record_the_search(published_minilm):
-    """Quantizing every op per-tensor wrecks MiniLM; the gate must have rejected it and kept a later config."""
+    """Quantizing every op per tensor puts MiniLM's attention scores on the mask constant's grid: the probe skips
+    that candidate unbuilt, says why, and the search keeps a later configuration."""
     variants = {v["name"]: v for v in published_minilm[0]["variants"]}
     for name in ("qnn", "amd"):
-        attempts = variants[name]["attempts"]
-        assert attempts[0]["config"]["ops"] is None and attempts[0]["gate"].startswith("fail (fidelity)")
+        first = variants[name]["attempts"][0]
+        assert first["config"]["ops"] is None and first["fidelity"] is None and first["error"] is None
+        assert "attention mask constant -3.4e+38" in first["skipped"] and "rounds to one value" in first["skipped"]
         assert variants[name]["config"]["per_channel"] is True
         assert variants[name]["config"]["ops"] == ["MatMul", "Gemm"]
+
+
+def test_the_probe_skips_only_what_cannot_pass(published_minilm, tmp_path):
+    """Built anyway, the candidate the probe skipped misses its gate by far on the real MiniLM."""
+    from hubforge.build import cache_key
+    from hubforge.datasets import sample_texts
+    from hubforge.devhub.seed import bundled_minilm
+    from hubforge.gate import check_fidelity
+    from hubforge.measure import measure_artifact
+    from hubforge.reference import compute_reference, model_io
+    from hubforge.source import local_source
+    from hubforge.spec import load_spec
+    from hubforge.export import export_fp32_onnx
+    from hubforge.targets import get_target
+    from hubforge.targets.base import BuildInputs
+
+    spec = load_spec("all-minilm-l6-v2")
+    source = local_source(spec, bundled_minilm())
+    io = model_io(spec, source)
+    fp32 = export_fp32_onnx(spec, source, tmp_path / cache_key(spec, source) / "export")
+    inputs = BuildInputs(spec, source, fp32, sample_texts("banking77", 16, split="test", seed=1), io)
+    target = get_target("amd")
+    options = target.options_model.model_validate({"calibration_samples": 8})
+    skipped = target.candidates(options, inputs)[0]
+    assert target.cannot_pass(options, skipped, inputs)
+    assert target.cannot_pass(options, target.candidates(options, inputs)[1], inputs) is None
+    out = tmp_path / "built"
+    out.mkdir()
+    files = target.build(inputs, options, skipped, out)
+    reference = compute_reference(io, spec, sample_texts("banking77", 32, split="train"))
+    fidelity = measure_artifact(target, files, inputs, reference).fidelity
+    assert not check_fidelity(fidelity, target.gate(options, spec)).passed
+    assert fidelity.mean_cosine < 0.6, fidelity
 
 
 def test_onnx_repo_loads_in_sentence_transformers(published_minilm, minilm_reference):

@@ -61,7 +61,8 @@ def minilm_scores():
     encoder = CountingEncoder(TextEncoder(ModelIO(path, "sentence-embedding", "mean", True, 128),
                                           TorchRuntime(path, "sentence-embedding")))
     start = time.perf_counter()
-    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
+    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77",
+                                               test_sample=None, train_per_label=None))
     return {s.task: s for s in scores}, encoder.embedded, time.perf_counter() - start
 
 
@@ -72,7 +73,7 @@ def test_banking77_classification_is_the_leaderboard_number(minilm_scores):
     assert clf.main_metric == "accuracy" and clf.task_type == "Classification" and clf.split == "test"
     assert clf.dataset == "mteb/banking77" and clf.dataset_name == "MTEB Banking77Classification"
     assert clf.revision == "0fd18e25b25c072e09e0d92ab615fda904d66300" and clf.config == "default"
-    assert clf.sample is None and "10 experiments, full test split" in clf.protocol
+    assert clf.sample is None and clf.train_per_label is None and clf.protocol.endswith("10 experiments, full test split")
     assert {"f1", "accuracy"} <= set(clf.scores)
     print(f"\nfp32 MiniLM (PyTorch), all bundled tasks, full protocol: {seconds:.1f} s; "
           + ", ".join(f"{s.task} {s.main_metric} {s.main_score:.5f}" for s in scores.values()))
@@ -98,30 +99,45 @@ def test_each_text_is_embedded_once(minilm_scores):
 def test_a_test_sample_is_deterministic_and_recorded():
     from hubforge.evaluation.tasks import check_tasks, evaluate_tasks
 
-    spec = make_spec(classification="banking77", retrieval="banking77", sts="banking77", test_sample=100)
+    spec = make_spec(classification="banking77", retrieval="banking77", sts="banking77", test_sample=154,
+                     train_per_label=10)
     first, again = evaluate_tasks(HashedWords(), spec), evaluate_tasks(HashedWords(), spec)
     assert [s.main_score for s in first] == [s.main_score for s in again]
-    assert all(s.sample == 100 and "100 sampled test items" in s.protocol for s in first)
-    too_small = make_spec(classification="banking77", test_sample=50)
-    for run in (check_tasks, lambda spec: evaluate_tasks(HashedWords(), spec)):
-        with pytest.raises(EvaluationError, match="test_sample 50 is below the 77 labels of Banking77Classification"):
-            run(too_small)
+    assert all(s.sample == 154 and s.train_per_label == 10 and
+               s.protocol.endswith("154 sampled test items, from a train pool of 10 per label") for s in first)
+    too_small = [(make_spec(classification="banking77", test_sample=50), "test_sample 50 is below the 77 test items"),
+                 (make_spec(sts="banking77", test_sample=100), "test_sample 100 is below the 154 test items Banking77 sts"),
+                 (make_spec(classification="banking77", train_per_label=6), "train_per_label 6 is below the 8 train")]
+    for spec, message in too_small:
+        with pytest.raises(EvaluationError, match=message):
+            check_tasks(spec)
+
+
+def test_the_default_sample_is_shared_by_every_banking77_task():
+    """Every Banking77 task reads one sample (385 stratified test items, 12 train texts per label): an artifact
+    embeds the pool and the test items once, whatever the tasks. The card and results.json say so."""
+    from hubforge.evaluation.tasks import evaluate_tasks
+
+    encoder = CountingEncoder(HashedWords())
+    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
+    assert len(encoder.embedded) == len(set(encoder.embedded)) == 12 * 77 + 385
+    assert {(s.sample, s.train_per_label) for s in scores} == {(385, 12)}
 
 
 def test_query_prefix_reaches_queries_only():
     from hubforge.evaluation.tasks import evaluate_tasks
 
     encoder = CountingEncoder(HashedWords())
-    spec = make_spec(retrieval="banking77", test_sample=20).model_copy(update={"query_prefix": "query: "})
+    spec = make_spec(retrieval="banking77", test_sample=77).model_copy(update={"query_prefix": "query: "})
     evaluate_tasks(encoder, spec)
     prefixed = [t for p, t in encoder.embedded if p == "query: "]
-    assert len(prefixed) == 20 and len(encoder.embedded) == 20 + 385
+    assert len(prefixed) == 77 and len(encoder.embedded) == 77 + 385
 
 
 def test_cross_encoder_reranks_and_is_refused_elsewhere():
     from hubforge.evaluation.tasks import check_tasks, evaluate_tasks
 
-    (score,) = evaluate_tasks(HashedWords(), make_spec("cross-encoder", reranking="banking77", test_sample=30))
+    (score,) = evaluate_tasks(HashedWords(), make_spec("cross-encoder", reranking="banking77", test_sample=231))
     assert score.task_type == "Reranking" and score.main_metric == "map_at_1000" and 0 < score.main_score <= 1
     with pytest.raises(EvaluationError, match="cross-encoder runs reranking only"):
         check_tasks(make_spec("cross-encoder", sts="banking77"))
@@ -151,7 +167,7 @@ def test_mteb_result_files_and_model_index(tmp_path):
         write_mteb_results,
     )
 
-    scores = evaluate_tasks(HashedWords(), make_spec(classification="banking77", sts="banking77", test_sample=100))
+    scores = evaluate_tasks(HashedWords(), make_spec(classification="banking77", sts="banking77", test_sample=154))
     paths = write_mteb_results(scores, tmp_path, "hubforge/all-minilm-l6-v2-onnx", "abc123")
     assert {p.relative_to(tmp_path).as_posix() for p in paths} == {
         "results/hubforge__all-minilm-l6-v2-onnx/abc123/Banking77Classification.json",

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from .errors import ConversionError
+from .evaluation.memory import release_memory
 from .source import SourceModel
 from .spec import ModelSpec
 
@@ -39,6 +40,7 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     except Exception as exc:
         raise ConversionError(f"ONNX export of {source.repo_id} failed: {exc}",
                               "check that the model's architecture is supported by optimum's ONNX exporter") from exc
+    release_memory()  # the PyTorch model and the exporter's copies, before the graph is read back
     onnx.save(onnx.load(str(tmp / "model.onnx")), str(tmp / "external.onnx"), save_as_external_data=True,
               location=EXTERNAL_DATA)
     out_dir.mkdir(parents=True, exist_ok=True)

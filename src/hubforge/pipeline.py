@@ -65,6 +65,15 @@ def failure(exc: BaseException) -> str:
 
 # --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
 
+def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Report) -> ModelIO:
+    """The task checks (every task exists, suits the model, has its data reachable) and the model's own pipeline
+    (pooling, normalisation), before anything is converted: in a worker, as they load mteb and sentence-transformers,
+    which the coordinating process then never holds."""
+    if quality:
+        check_tasks(spec)
+    return model_io(spec, source)
+
+
 def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str], quality: bool,
                    report: Report) -> tuple[Reference, list, Hardware]:
     """The model's own fp32 pipeline: its outputs on the fidelity texts and its task scores. The PyTorch model goes
@@ -194,12 +203,13 @@ def _raise(result: StepResult, what: str, hint: str) -> None:
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
         report: Report = lambda msg: None, cache_root: Path | None = None) -> RunResult:
     """reference ∥ export → build each format → evaluate each passing one → speed and memory, one at a time."""
-    if options.quality:
-        check_tasks(spec)
     start_server()
+    prepared = run_steps([Step("prepare", prepare_step, (spec, source, options.quality))], report)[0]
+    if prepared.error:
+        _raise(prepared, f"{source.repo_id}: preparing the run failed", "check the spec and the model folder")
+    io = prepared.value
     targets = [type(get_target(name)) for name in formats]
     cache_root = cache_root or cache_dir()
-    io = model_io(spec, source)
     lanes, share = lanes_for(source), max(1, options.threads // lanes_for(source))
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
     calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
@@ -216,7 +226,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
                "check that the model's architecture is supported by optimum's ONNX exporter")
     reference, reference_tasks, hardware = reference_run.value
     inputs = BuildInputs(spec, source, export_run.value, calibration, io)
-    steps = [reference_run, export_run]
+    steps = [prepared, reference_run, export_run]
 
     builds = run_steps([Step(f"build {t.name}", build_step, (t, inputs, reference, cache_root), share)
                         for t in targets], report, lanes)

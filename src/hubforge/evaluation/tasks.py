@@ -47,7 +47,8 @@ class TaskScore:
     sample: int | None  # test items evaluated, where not the full split
     train_per_label: int | None = None  # a classification task's train pool, where not the full split
     note: str = ""
-    result: Any = field(default=None, repr=False, compare=False)  # mteb's TaskResult, for write_mteb_results
+    result: dict | None = field(default=None, repr=False, compare=False)  # mteb's TaskResult as JSON, for
+    # write_mteb_results (plain data: a run's coordinating process reads it without importing mteb)
 
     def as_dict(self) -> dict:
         return {"task": self.task, "task_type": self.task_type, "dataset": self.dataset,
@@ -491,7 +492,7 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
             sampled = sampled or _sample(task, evaluation.test_sample, evaluation.train_per_label)
             result = mteb.evaluate(model, task, cache=None, co2_tracker=False, show_progress_bar=False,
                                    encode_kwargs={"batch_size": 32, "show_progress_bar": False}).task_results[0]
-        meta = task.metadata
+        meta, record = task.metadata, result.model_dump(mode="json")
         derived = meta.name in BUNDLED_TASK_NAMES
         for split, entries in result.scores.items():
             for entry in entries:
@@ -501,18 +502,20 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
                     revision=meta.revision, main_metric=meta.main_score, main_score=float(entry["main_score"]),
                     scores=_scalars(entry), protocol=_protocol(task, split, sampled), sample=sampled.test,
                     train_per_label=sampled.train_per_label,
-                    note=BUNDLED_NOTE if derived else "", result=result))
+                    note=BUNDLED_NOTE if derived else "", result=record))
     return out
 
 
 def write_mteb_results(scores: list[TaskScore], out_dir: Path, model_name: str, revision: str) -> list[Path]:
     """mteb's own files, `results/<model>/<revision>/<Task>.json` plus model_meta.json, under out_dir."""
     from mteb.cache import ResultCache
+    from mteb.results import TaskResult
 
     cache = ResultCache(cache_path=Path(out_dir))
     meta = _model_meta(model_name, revision)
     paths = []
-    for result in {id(s.result): s.result for s in scores}.values():
+    for record in {id(s.result): s.result for s in scores}.values():
+        result = TaskResult.model_validate(record)
         cache.save_to_cache(result, meta)
         paths.append(cache.get_task_result_path(result.task_name, meta))
     return paths

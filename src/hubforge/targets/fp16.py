@@ -26,8 +26,9 @@ class OnnxFp16Target(Target):
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel
 
-        model = onnx.load(str(inputs.fp32_onnx))
-        half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["LayerNormalization"])
+        # given the path, the converter infers shapes file to file before it loads the weights (in memory, shape
+        # inference would copy the model and its weights four times)
+        half = convert_float_to_float16(str(inputs.fp32_onnx), keep_io_types=True, op_block_list=["LayerNormalization"])
         # the converter appends its Cast nodes after their consumers; ONNX Runtime sorts on load, but the ONNX spec
         # asks for topological order and readers that walk nodes in order (onnx2torch, some parsers) need it
         OnnxModel(half).topological_sort()
