@@ -117,7 +117,8 @@ class OrtRuntime:
 
 
 class OpenVinoRuntime:
-    """OpenVINO on the best device listed by `Core().available_devices` (NPU/GPU before CPU)."""
+    """OpenVINO on the best device listed by `Core().available_devices` (NPU/GPU before CPU), with the device's
+    default inference precision, as consumers get it; the provider names it where it is not f32."""
 
     name = "openvino"
 
@@ -132,10 +133,15 @@ class OpenVinoRuntime:
         shape = model.inputs[0].get_partial_shape()
         self.static_shape = tuple(d.get_length() for d in shape) if shape.is_static else None
         config = {"PERFORMANCE_HINT": "LATENCY"}
-        if self.provider == "CPU":
+        if self.provider == "CPU" and thread_count() > 1:
+            # one thread is left to the plugin's default: compiling some graphs with INFERENCE_NUM_THREADS=1 dies of
+            # SIGFPE (OpenVINO 2026.4, ModernBERT with fp16 weights)
             config["INFERENCE_NUM_THREADS"] = thread_count()
         self.compiled = core.compile_model(model, self.provider, config)
         self.request = self.compiled.create_infer_request()
+        if self.provider == "CPU":  # CPUs with AMX or avx512_bf16 run the graph's float ops in bf16 by default
+            precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+            self.provider = "CPU" if precision == "f32" else f"CPU ({precision} inference precision)"
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         result = self.request.infer(feed_for(self.inputs, feed))
