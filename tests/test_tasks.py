@@ -114,7 +114,7 @@ def test_a_test_sample_is_deterministic_and_recorded():
 
 
 def test_the_default_sample_is_shared_by_every_banking77_task():
-    """Every Banking77 task reads one sample (385 stratified test items, 12 train texts per label): an artifact
+    """Every Banking77 task reads one sample (385 stratified test items, 9 train texts per label): an artifact
     embeds the pool and the test items once, whatever the tasks. The card and results.json say so."""
     from hubforge.evaluation.tasks import evaluate_tasks
 
@@ -122,13 +122,13 @@ def test_the_default_sample_is_shared_by_every_banking77_task():
     scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
     from hubforge.evaluation.tasks import banking77_sample
 
-    sample = banking77_sample(385, 12)
+    sample = banking77_sample(385, 9)
     texts = set(sample.dataset["train"]["text"]) | set(sample.dataset["test"]["text"])
-    assert len(sample.dataset["train"]) == 12 * 77 and len(sample.dataset["test"]) == 385
+    assert len(sample.dataset["train"]) == 9 * 77 and len(sample.dataset["test"]) == 385
     embedded = {text for _, text in encoder.embedded}
     assert len(encoder.embedded) == len(embedded) and embedded <= texts  # once each, nothing beyond the sample
-    assert len(embedded) > 0.99 * len(texts)  # mteb's ten draws of 8 from the pool of 12 miss a text at most
-    assert {(s.sample, s.train_per_label) for s in scores} == {(385, 12)}
+    assert len(embedded) > 0.99 * len(texts)  # mteb's ten draws of 8 from the pool of 9 miss a text at most
+    assert {(s.sample, s.train_per_label) for s in scores} == {(385, 9)}
 
 
 def test_query_prefix_reaches_queries_only():
