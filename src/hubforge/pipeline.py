@@ -101,9 +101,10 @@ class FormatOutcome:
 
 
 def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
-               report: Report) -> FormatOutcome:
+               earlier: tuple[Attempt, ...] = (), report: Report = lambda msg: None) -> FormatOutcome:
     """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt, and a
-    candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason)."""
+    candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason). `earlier`: the
+    attempts of a search resumed after a candidate missed the retention gate; the next candidate follows them."""
     target, name = target_class(), target_class.name
     try:
         options = target.options_model.model_validate(inputs.spec.formats.get(name, {}))
@@ -112,8 +113,8 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
     except Exception as exc:
         report(f"{name}: failed → {failure(exc)}")
         return FormatOutcome(name, target_class, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
-    attempts = []
-    for config in candidates:
+    attempts = list(earlier)
+    for config in candidates[len(earlier):]:
         label, config_dict = config.label(), config.model_dump(mode="json")
         skip = target.cannot_pass(options, config, inputs)
         if skip:
@@ -235,15 +236,36 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
                 FormatOutcome(target.name, target, spec.gate, [Attempt({}, error=failure(run.error))], None)
                 for target, run in zip(targets, builds)]
     variants = {o.name: _variant(o) for o in outcomes}
-    if options.quality:
-        quality = {t.task: t.main_score for t in reference_tasks}
-        evaluated = [o for o in outcomes if o.passed]
+    quality = {t.task: t.main_score for t in reference_tasks}
+    evaluated = [o for o in outcomes if o.passed] if options.quality else []
+    while evaluated:  # a candidate that misses the retention gate sends its format on to its next candidate
         evaluations = run_steps([Step(f"evaluate {o.name}", evaluate_step, (o, inputs, reference, quality), share)
                                  for o in evaluated], report, lanes)
         steps += evaluations
+        resumed = []
         for outcome, run in zip(evaluated, evaluations):
-            variants[outcome.name] = run.value if not run.error else _variant(
-                outcome, passed=False, gate=f"failed (evaluation): {failure(run.error)}")
+            if run.error:
+                variants[outcome.name] = _variant(outcome, passed=False,
+                                                  gate=f"failed (evaluation): {failure(run.error)}")
+                continue
+            variant = run.value
+            if not variant.passed:
+                earlier = (*outcome.attempts[:-1], replace(outcome.attempts[-1], gate=variant.gate, passed=False))
+                variant = replace(variant, attempts=list(earlier))
+                resumed.append((outcome.target, earlier))
+                report(f"{outcome.name}: {variant.gate} → next configuration")
+            variants[outcome.name] = variant
+        rebuilds = run_steps([Step(f"build {target.name} (after retention)", build_step,
+                                   (target, inputs, reference, cache_root, earlier), share)
+                              for target, earlier in resumed], report, lanes)
+        steps += rebuilds
+        evaluated = []
+        for (target, earlier), run in zip(resumed, rebuilds):
+            attempts = run.value.attempts if not run.error else [*earlier, Attempt({}, error=failure(run.error))]
+            if not run.error and run.value.passed:
+                evaluated.append(run.value)
+            else:  # the last evaluated candidate's scores stay on the row, with every attempt
+                variants[target.name] = replace(variants[target.name], attempts=attempts)
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,

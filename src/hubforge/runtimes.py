@@ -29,8 +29,12 @@ def use_threads(count: int | None) -> None:
     others takes its share."""
     global _THREADS
     _THREADS = count
-    if count and "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(count)
+    if count:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(count)  # BLAS and OpenMP pools (scikit-learn's logistic regression, numpy): busy-waiting
+        if "torch" in sys.modules:  # pools of two workers sharing two cores slow both down threefold
+            sys.modules["torch"].set_num_threads(count)
 
 
 def thread_count() -> int:

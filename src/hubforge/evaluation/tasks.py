@@ -80,7 +80,9 @@ class MtebEncoder:
         self._cache: dict[tuple[str, str], np.ndarray] = {}
 
     def embed(self, texts: list[str], prefix: str) -> np.ndarray:
-        missing = sorted({t for t in texts if (prefix, t) not in self._cache}, key=len)  # similar lengths batch well
+        # similar lengths batch well; ties by text, so every run batches alike (an artifact that quantizes its
+        # activations per batch at run time, like dynamic int8, gives each text the same outputs every run)
+        missing = sorted({t for t in texts if (prefix, t) not in self._cache}, key=lambda t: (len(t), t))
         if missing:
             self._cache.update(zip(((prefix, t) for t in missing), self.encoder.embed(missing, prefix=prefix)))
         return np.stack([self._cache[prefix, t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
@@ -111,7 +113,7 @@ class MtebCrossEncoder:
 
     def predict(self, inputs1, inputs2, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs):
         pairs = list(zip(_texts(inputs1), _texts(inputs2), strict=True))
-        missing = sorted({p for p in pairs if p not in self._cache}, key=lambda p: len(p[0]) + len(p[1]))
+        missing = sorted({p for p in pairs if p not in self._cache}, key=lambda p: (len(p[0]) + len(p[1]), p))
         if missing:
             scores = self.encoder.score([q for q, _ in missing], [d for _, d in missing])
             self._cache.update(zip(missing, scores.tolist()))
