@@ -186,6 +186,54 @@ def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: Mo
     return speed, memory
 
 
+class FormatSearch:
+    """One format's steps, each run as soon as the one before it ends: build (the first candidate that passes the
+    fidelity gate), evaluate it (tasks, retention gate); when it misses the retention gate, build on from the next
+    candidate and evaluate that."""
+
+    def __init__(self, target: type[Target], inputs: BuildInputs, reference: Reference,
+                 reference_quality: dict[str, float], quality: bool, cache_root: Path, threads: int, report: Report):
+        self.target, self.inputs, self.reference, self.quality = target, inputs, reference, quality
+        self.reference_quality, self.cache_root, self.threads, self.report = reference_quality, cache_root, threads, report
+        self.rounds, self.variant = 0, None
+
+    def first(self, earlier: tuple[Attempt, ...] = ()) -> Step:
+        self.rounds += 1
+        return Step(self._name("build"), build_step, (self.target, self.inputs, self.reference, self.cache_root,
+                                                        earlier), self.threads)
+
+    def _name(self, kind: str) -> str:
+        return f"{kind} {self.target.name}" + (f" #{self.rounds}" if self.rounds > 1 else "")
+
+    def after(self, done: StepResult) -> Step | None:
+        """Record what a step gave; the step that follows it, if any."""
+        kind = done.name.split(" ")[0]
+        if kind == "build":
+            earlier = self.variant.attempts if self.variant else []
+            outcome = done.value if not done.error else FormatOutcome(
+                self.target.name, self.target, self.inputs.spec.gate, [*earlier, Attempt({}, error=failure(done.error))],
+                None)
+            if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
+                self.variant = replace(self.variant, attempts=outcome.attempts)
+                return None
+            self.outcome, self.variant = outcome, _variant(outcome)
+            if outcome.passed is None or not self.quality:
+                return None
+            return Step(self._name("evaluate"), evaluate_step, (outcome, self.inputs, self.reference,
+                                                                self.reference_quality), self.threads)
+        if done.error:
+            self.variant = _variant(self.outcome, passed=False, gate=f"failed (evaluation): {failure(done.error)}")
+            return None
+        self.variant = done.value
+        if self.variant.passed:
+            return None
+        attempts = self.outcome.attempts
+        earlier = (*attempts[:-1], replace(attempts[-1], gate=self.variant.gate, passed=False))
+        self.variant = replace(self.variant, attempts=list(earlier))
+        self.report(f"{self.target.name}: {self.variant.gate} → next configuration")
+        return self.first(earlier)
+
+
 # --- the run ----------------------------------------------------------------------------------------------------
 
 def lanes_for(source: SourceModel) -> int:
@@ -216,7 +264,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
 
     reference_run, export_run = run_steps([
-        Step("reference", reference_step, (io, spec, fidelity_texts, options.quality), share),
+        # every core: the export beside it is short, and the formats wait for the reference
+        Step("reference", reference_step, (io, spec, fidelity_texts, options.quality), options.threads),
         Step("export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"), share),
     ], report, lanes)
     if reference_run.error:
@@ -229,43 +278,11 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     inputs = BuildInputs(spec, source, export_run.value, calibration, io)
     steps = [prepared, reference_run, export_run]
 
-    builds = run_steps([Step(f"build {t.name}", build_step, (t, inputs, reference, cache_root), share)
-                        for t in targets], report, lanes)
-    steps += builds
-    outcomes = [run.value if not run.error else
-                FormatOutcome(target.name, target, spec.gate, [Attempt({}, error=failure(run.error))], None)
-                for target, run in zip(targets, builds)]
-    variants = {o.name: _variant(o) for o in outcomes}
-    quality = {t.task: t.main_score for t in reference_tasks}
-    evaluated = [o for o in outcomes if o.passed] if options.quality else []
-    while evaluated:  # a candidate that misses the retention gate sends its format on to its next candidate
-        evaluations = run_steps([Step(f"evaluate {o.name}", evaluate_step, (o, inputs, reference, quality), share)
-                                 for o in evaluated], report, lanes)
-        steps += evaluations
-        resumed = []
-        for outcome, run in zip(evaluated, evaluations):
-            if run.error:
-                variants[outcome.name] = _variant(outcome, passed=False,
-                                                  gate=f"failed (evaluation): {failure(run.error)}")
-                continue
-            variant = run.value
-            if not variant.passed:
-                earlier = (*outcome.attempts[:-1], replace(outcome.attempts[-1], gate=variant.gate, passed=False))
-                variant = replace(variant, attempts=list(earlier))
-                resumed.append((outcome.target, earlier))
-                report(f"{outcome.name}: {variant.gate} → next configuration")
-            variants[outcome.name] = variant
-        rebuilds = run_steps([Step(f"build {target.name} (after retention)", build_step,
-                                   (target, inputs, reference, cache_root, earlier), share)
-                              for target, earlier in resumed], report, lanes)
-        steps += rebuilds
-        evaluated = []
-        for (target, earlier), run in zip(resumed, rebuilds):
-            attempts = run.value.attempts if not run.error else [*earlier, Attempt({}, error=failure(run.error))]
-            if not run.error and run.value.passed:
-                evaluated.append(run.value)
-            else:  # the last evaluated candidate's scores stay on the row, with every attempt
-                variants[target.name] = replace(variants[target.name], attempts=attempts)
+    searches = {target.name: FormatSearch(target, inputs, reference, {t.task: t.main_score for t in reference_tasks},
+                                          options.quality, cache_root, share, report) for target in targets}
+    steps += run_steps([search.first() for search in searches.values()], report, lanes,
+                       then=lambda done: searches[done.name.split(" ")[1]].after(done))
+    variants = {name: search.variant for name, search in searches.items()}
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,

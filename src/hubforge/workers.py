@@ -110,14 +110,24 @@ def _crash(step: Step, exitcode: int | None) -> WorkerCrash:
     return WorkerCrash(f"the worker for {step.name} exited with status {exitcode} without a result")
 
 
-def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1) -> list[StepResult]:
-    """Run every step in its own worker, at most `lanes` at a time; results in the order of `steps`."""
+def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
+              then: Callable[[StepResult], Step | None] = lambda done: None) -> list[StepResult]:
+    """Run every step in its own worker, at most `lanes` at a time; `then(result)` may name a step to run next
+    (it goes to the front of the queue). Results in the order the steps were started."""
     from multiprocessing.connection import wait
 
     from .quiet import is_quiet
 
     context, quiet = _context(), is_quiet()
-    pending, running, results = list(steps), {}, {}
+    pending, running, started, results = list(steps), {}, [], {}
+
+    def finish(receiver, result: StepResult) -> None:
+        del running[receiver]
+        results[result.name] = result
+        follow_up = then(result)
+        if follow_up is not None:
+            pending.insert(0, follow_up)
+
     try:
         while pending or running:
             while pending and len(running) < lanes:
@@ -127,28 +137,27 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1) 
                 process.start()
                 sender.close()
                 running[receiver] = (step, process, time.perf_counter())
+                started.append(step.name)
             for receiver in wait(list(running)):
                 step, process, start = running[receiver]
                 try:
                     kind, *payload = receiver.recv()
                 except EOFError:
                     process.join()
-                    results[step.name] = StepResult(step.name, None, _crash(step, process.exitcode),
-                                                    time.perf_counter() - start, 0.0)
-                    del running[receiver]
+                    finish(receiver, StepResult(step.name, None, _crash(step, process.exitcode),
+                                                time.perf_counter() - start, 0.0))
                     continue
                 if kind == "report":
                     report(payload[0])
                     continue
                 value, error, peak = payload
                 process.join()
-                results[step.name] = StepResult(step.name, value, error, time.perf_counter() - start, peak)
-                del running[receiver]
+                finish(receiver, StepResult(step.name, value, error, time.perf_counter() - start, peak))
     finally:
         for _, process, _ in running.values():
             process.kill()
             process.join()
-    return [results[step.name] for step in steps]
+    return [results[name] for name in started]
 
 
 def run_step(step: Step, report: Callable[[str], None]) -> StepResult:
