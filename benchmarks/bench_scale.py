@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,7 @@ def main() -> None:
         for step in run["stages"]:
             print(f"  {step['stage']:<22} {step['seconds']:8.1f} s {step['peak_rss_mb']:8.0f} MB", flush=True)
         runs.append(run)
+    shutil.rmtree(work, ignore_errors=True)  # a bge-large run leaves about 12 GB of artifacts
     lines = report(runs, args)
     print("\n".join(lines))
     with RESULTS.open("a") as fh:

@@ -9,6 +9,7 @@ this 2-core machine class) with the peak memory of the publishing process tree; 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
 
     lines = ["", "## Toolchain", "", f"Produced by `python benchmarks/bench_toolchain.py` on {time.strftime('%Y-%m-%d')}, "
              f"{fingerprint().summary()}. Peak memory: the publishing process tree's summed PSS.", "",

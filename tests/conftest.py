@@ -5,13 +5,16 @@ HF_ENDPOINT must be set before `huggingface_hub` is imported (it reads it once),
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hubforge-tests-"))
+atexit.register(shutil.rmtree, _SESSION_DIR, ignore_errors=True)  # several GB of artifacts per run
 with socket.socket() as _sock:
     _sock.bind(("127.0.0.1", 0))
     _PORT = _sock.getsockname()[1]

@@ -455,6 +455,7 @@ def demo(formats, no_speed):
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(data_dir, ignore_errors=True)
     sys.exit(code)
 
 

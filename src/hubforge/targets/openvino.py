@@ -67,10 +67,13 @@ def _export_openvino(inputs: BuildInputs, xml: Path) -> None:
 
     cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
     with contextlib.redirect_stdout(io.StringIO()):
-        model = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
-                                    trust_remote_code=inputs.spec.trust_remote_code).model
+        exported = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
+                                       trust_remote_code=inputs.spec.trust_remote_code)
     partial = xml.with_name("partial.xml")
-    ov.save_model(model, str(partial), compress_to_fp16=False)
+    ov.save_model(exported.model, str(partial), compress_to_fp16=False)
+    # optimum-intel exports into a TemporaryDirectory that only the model object's finalizer removes, which a
+    # worker process (it ends with os._exit) never runs: a model's weights left in /tmp at every publish
+    exported.model_save_dir.cleanup()
     partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
     partial.replace(xml)
 
