@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from pathlib import Path
 from typing import Literal
 
@@ -71,9 +72,9 @@ def _export_openvino(inputs: BuildInputs, xml: Path) -> None:
                                        trust_remote_code=inputs.spec.trust_remote_code)
     partial = xml.with_name("partial.xml")
     ov.save_model(exported.model, str(partial), compress_to_fp16=False)
-    # optimum-intel exports into a TemporaryDirectory that only the model object's finalizer removes, which a
-    # worker process (it ends with os._exit) never runs: a model's weights left in /tmp at every publish
-    exported.model_save_dir.cleanup()
+    # optimum-intel exports into a TemporaryDirectory that only a finalizer removes, which a worker process (it ends
+    # with os._exit) never runs: a model's weights would be left in /tmp at every publish
+    shutil.rmtree(exported.model_save_dir, ignore_errors=True)
     partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
     partial.replace(xml)
 
