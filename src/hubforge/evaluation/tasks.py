@@ -347,7 +347,7 @@ def balanced_pool(data, label: str, per_label: int, seed: int):
     """`per_label` items of each label, in the order of one seeded shuffle: how mteb's classification draws each
     experiment's training set (`_undersample_data`), done once, so every experiment draws from this pool."""
     order = np.random.RandomState(seed).permutation(len(data))
-    labels, taken, keep = data[label], {}, []
+    labels, taken, keep = data.data.column(label).to_pylist(), {}, []  # a datasets Column reads one row a call
     for i in order:
         if taken.get(labels[i], 0) < per_label:
             taken[labels[i]] = taken.get(labels[i], 0) + 1
@@ -446,6 +446,8 @@ def _load(task) -> None:
     if isinstance(task, AbsTaskClassification):
         undersample, calculate = task._undersample_data, task._calculate_scores
         task._undersample_data = lambda dataset, *args: undersample(_EagerLabels(dataset), *args)
+        evaluator = task.evaluator  # each experiment's sklearn fit reads its train labels as a column too
+        task.evaluator = lambda train, test, **kwargs: evaluator(_EagerLabels(train), test, **kwargs)
         # the test labels reach each of sklearn's seven metrics as a column that converts row by row (7 s a run)
         task._calculate_scores = lambda y_test, y_pred: calculate(np.asarray(y_test[:]), y_pred)
 
