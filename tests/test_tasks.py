@@ -116,12 +116,10 @@ def test_a_test_sample_is_deterministic_and_recorded():
 def test_the_default_sample_is_shared_by_every_banking77_task():
     """Every Banking77 task reads one sample (385 stratified test items, 9 train texts per label): an artifact
     embeds the pool and the test items once, whatever the tasks. The card and results.json say so."""
-    from hubforge.evaluation.tasks import evaluate_tasks
+    from hubforge.evaluation.tasks import banking77_sample, evaluate_tasks
 
     encoder = CountingEncoder(HashedWords())
     scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
-    from hubforge.evaluation.tasks import banking77_sample
-
     sample = banking77_sample(385, 9)
     texts = set(sample.dataset["train"]["text"]) | set(sample.dataset["test"]["text"])
     assert len(sample.dataset["train"]) == 9 * 77 and len(sample.dataset["test"]) == 385

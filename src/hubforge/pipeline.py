@@ -195,20 +195,22 @@ class FormatSearch:
                  reference_quality: dict[str, float], quality: bool, cache_root: Path, threads: int, report: Report):
         self.target, self.inputs, self.reference, self.quality = target, inputs, reference, quality
         self.reference_quality, self.cache_root, self.threads, self.report = reference_quality, cache_root, threads, report
-        self.rounds, self.variant = 0, None
+        self.rounds, self.outcome, self.variant = 0, None, None
+        self.in_flight: Step | None = None  # one step of a format runs at a time
 
     def first(self, earlier: tuple[Attempt, ...] = ()) -> Step:
         self.rounds += 1
-        return Step(self._name("build"), build_step, (self.target, self.inputs, self.reference, self.cache_root,
-                                                        earlier), self.threads)
+        return self._issue("build", build_step, (self.target, self.inputs, self.reference, self.cache_root, earlier))
 
-    def _name(self, kind: str) -> str:
-        return f"{kind} {self.target.name}" + (f" #{self.rounds}" if self.rounds > 1 else "")
+    def _issue(self, kind: str, function: Callable, args: tuple) -> Step:
+        name = f"{kind} {self.target.name}" + (f" #{self.rounds}" if self.rounds > 1 else "")
+        self.in_flight = Step(name, function, args, self.threads)
+        return self.in_flight
 
     def after(self, done: StepResult) -> Step | None:
-        """Record what a step gave; the step that follows it, if any."""
-        kind = done.name.split(" ")[0]
-        if kind == "build":
+        """Record what this format's step in flight gave; the step that follows it, if any."""
+        ended, self.in_flight = self.in_flight, None
+        if ended.function is build_step:
             earlier = self.variant.attempts if self.variant else []
             outcome = done.value if not done.error else FormatOutcome(
                 self.target.name, self.target, self.inputs.spec.gate, [*earlier, Attempt({}, error=failure(done.error))],
@@ -219,8 +221,8 @@ class FormatSearch:
             self.outcome, self.variant = outcome, _variant(outcome)
             if outcome.passed is None or not self.quality:
                 return None
-            return Step(self._name("evaluate"), evaluate_step, (outcome, self.inputs, self.reference,
-                                                                self.reference_quality), self.threads)
+            return self._issue("evaluate", evaluate_step, (outcome, self.inputs, self.reference,
+                                                           self.reference_quality))
         if done.error:
             self.variant = _variant(self.outcome, passed=False, gate=f"failed (evaluation): {failure(done.error)}")
             return None
@@ -278,11 +280,15 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     inputs = BuildInputs(spec, source, export_run.value, calibration, io)
     steps = [prepared, reference_run, export_run]
 
-    searches = {target.name: FormatSearch(target, inputs, reference, {t.task: t.main_score for t in reference_tasks},
-                                          options.quality, cache_root, share, report) for target in targets}
-    steps += run_steps([search.first() for search in searches.values()], report, lanes,
-                       then=lambda done: searches[done.name.split(" ")[1]].after(done))
-    variants = {name: search.variant for name, search in searches.items()}
+    searches = [FormatSearch(target, inputs, reference, {t.task: t.main_score for t in reference_tasks},
+                             options.quality, cache_root, share, report) for target in targets]
+
+    def follow(done: StepResult) -> Step | None:
+        """The next step of the format whose step ended."""
+        return next(s for s in searches if s.in_flight and s.in_flight.name == done.name).after(done)
+
+    steps += run_steps([search.first() for search in searches], report, lanes, then=follow)
+    variants = {search.target.name: search.variant for search in searches}
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
