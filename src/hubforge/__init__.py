@@ -2,7 +2,7 @@
 
 from . import telemetry  # noqa: F401  first: dependencies' telemetry off before any of them loads
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"
 
 
 def publish(spec, **options):

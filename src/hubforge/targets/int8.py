@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
+from .attention_mask import bound_fused_attention
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import ffn_output_matmuls
 
@@ -31,7 +32,8 @@ def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
     """ONNX Runtime's transformer fusions (attention, LayerNorm, tanh-approximated GELU), run on the graph with its
     weights left on disk: the optimizer's shape inference copies the model it is given several times, which with
     the weights loaded is six copies of them. Its fusions read the few weights they merge (attention's Q, K, V) with
-    numpy_helper.to_array, which resolves external data against the working directory."""
+    numpy_helper.to_array, which resolves external data against the working directory. The fused attention's
+    padding fill is bounded (attention_mask.py: padded inputs run without denormals)."""
     import contextlib
 
     import onnx
@@ -45,6 +47,7 @@ def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
         fused = optimize_model(graph, model_type=fusion, num_heads=0, hidden_size=0, opt_level=0,
                                optimization_options=fusions)
     del graph
+    bound_fused_attention(fused.model)
     onnx.load_external_data_for_model(fused.model, str(fp32_onnx.parent))
     fused.save_model_to_file(str(out), use_external_data_format=True)  # weights to fused.onnx.data
 
@@ -59,7 +62,7 @@ class OnnxDynamicInt8Target(Target):
     precision = "int8"
     hardware = "x86-64 / ARM CPUs (VNNI, AMX, dot-product instructions)"
     description = ("fused transformer graph (attention, LayerNorm, tanh-approximated GELU) with per-channel int8 "
-                   "MatMul weights, activations quantized at run time")
+                   "MatMul weights, activations quantized at run time, padding masked without denormals")
 
     def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[Int8Config]:
         """Per-tensor weights run no faster than per-channel on VNNI CPUs and lose accuracy once attention's Q, K and

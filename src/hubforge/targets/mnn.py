@@ -1,4 +1,5 @@
-"""`mnn` — MNN models for mobile and edge CPUs, converted by the MNN wheel's native converter.
+"""`mnn` — MNN models for mobile and edge CPUs, converted by the MNN wheel's native converter from the export with
+its attention mask bounded (attention_mask.py: padded inputs run without denormals, 3x faster on x86).
 
 The `mnnconvert` console script reports usage to a remote service; `_tools.mnnconvert` is the same converter
 without it, and it is the only one called here.
@@ -11,6 +12,7 @@ from typing import Literal
 
 from ..errors import ConversionError
 from ..runtimes import MnnRuntime, quiet_native_stdout
+from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
@@ -39,17 +41,16 @@ class MnnTarget(Target):
     def build(self, inputs: BuildInputs, options: TargetOptions, config: MnnConfig,
               out_dir: Path) -> dict[str, Path]:
         target = out_dir / "model.mnn"
-        args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(inputs.fp32_onnx), "--MNNModel", str(target),
-                "--bizCode", "hubforge"]
+        args = ["mnnconvert", "-f", "ONNX", "--MNNModel", str(target), "--bizCode", "hubforge"]
         if config.weights == "fp16":
             args += ["--fp16"]
         else:
             args += ["--weightQuantBits", config.weights[3:]]
             args += ["--weightQuantBlock", str(config.block)] if config.block else []
-        with quiet_native_stdout():
+        with bounded_mask_graph(inputs.fp32_onnx) as graph, quiet_native_stdout():
             import _tools
 
-            _tools.mnnconvert(args)
+            _tools.mnnconvert([*args, "--modelFile", str(graph)])
         if not target.exists():
             raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")
         return {"mnn/model.mnn": target}

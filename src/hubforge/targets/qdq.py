@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from ..runtimes import OrtRuntime, feed_for
+from .attention_mask import additive_attention_mask
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 Int8Or16 = Literal["uint8", "int8", "uint16", "int16"]
@@ -143,48 +144,6 @@ def ffn_output_matmuls(model_path: Path) -> list[str]:
             after_activation(i, depth - 1) for i in node.input)
 
     return [n.name for n in graph.node if n.op_type == "MatMul" and after_activation(n.input[0], 4)]
-
-
-MASK_MAGNITUDE = 1e4  # additive attention masks use -10000 or the dtype's minimum (-3.4e38); no score comes close
-
-
-def additive_attention_mask(model_path: Path) -> tuple[float, str] | None:
-    """The large constant an encoder adds to its attention scores to mask padding (the exporters write
-    `scores + (1 - mask) * min`), and the Add that sums them before Softmax; None where the graph has no such mask
-    (fused attention ops, masks applied by Where on the scores)."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    constants = {i.name: i for i in graph.initializer if np.prod(i.dims) <= 16}
-    constants.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant" and n.attribute
-                      and n.attribute[0].type == onnx.AttributeProto.TENSOR})
-
-    def large_constant(tensor: str, depth: int) -> float | None:
-        if tensor in constants:
-            values = numpy_helper.to_array(constants[tensor])
-            if values.dtype.kind == "f" and values.size and np.abs(values).max() >= MASK_MAGNITUDE:
-                return float(values.flat[np.abs(values).argmax()])
-            return None
-        node = producer.get(tensor)
-        if node is None or depth == 0 or node.op_type not in ("Where", "Mul", "Sub", "Cast", "Expand", "Unsqueeze",
-                                                                "Reshape", "Add", "ConstantOfShape"):
-            return None
-        found = (large_constant(i, depth - 1) for i in node.input)
-        return next((value for value in found if value is not None), None)
-
-    for node in graph.node:
-        if node.op_type != "Softmax":
-            continue
-        add = producer.get(node.input[0])
-        if add is not None and add.op_type == "Add":
-            for tensor in add.input:
-                value = large_constant(tensor, 6)
-                if value is not None:
-                    return value, add.name
-    return None
 
 
 class QdqOptions(TargetOptions):

@@ -1,0 +1,113 @@
+"""The additive attention mask of an exported encoder: found (the QDQ probe reads it) and bounded (int8, mnn).
+
+Exporters mask padding by adding the dtype's minimum (-3.4e38) to the attention scores of padded positions, and
+ONNX Runtime's fused attention adds -10000. Both lie far below the range of the runtimes' exp kernels, which clamp
+there: softmax then writes denormal probabilities for padded positions instead of zeros, and every product with them
+takes the x86 CPU's slow path. On MiniLM at [1, 128] with one short text, ONNX Runtime's fused int8 graph takes
+8.3 ms instead of 5.6 and MNN 76 ms instead of 26 (the same graphs with MASK_FILL; `python
+benchmarks/bench_minilm.py` gives the side-by-side figures).
+
+MASK_FILL keeps padded scores inside exp's normal range while their weights, e^-30 of the largest score's or less,
+stay below what a float32 sum including that score can hold (2^-24 for each of up to 2^10 positions): outputs on
+real texts are bit-identical (tests/test_targets_mask.py) unless a padded position scores ten or more above every
+real one, and the fidelity gate measures each artifact either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+MASK_MAGNITUDE = 1e4  # additive attention masks use -10000 or the dtype's minimum; no score comes close
+MASK_FILL = -30.0
+
+
+def _mask_constants(graph) -> list[tuple[object, str]]:
+    """(tensor, Add) for each large constant that reaches the Add summing scores and mask before a Softmax; the
+    tensor is the graph's own TensorProto (an initializer or a Constant node's value), so it can be rewritten."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    producer = {out: node for node in graph.node for out in node.output}
+    constants = {i.name: i for i in graph.initializer if np.prod(i.dims) <= 16}
+    constants.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant" and n.attribute
+                      and n.attribute[0].type == onnx.AttributeProto.TENSOR})
+
+    def large_constant(tensor: str, depth: int):
+        if tensor in constants:
+            values = numpy_helper.to_array(constants[tensor])
+            large = values.dtype.kind == "f" and values.size and np.abs(values).max() >= MASK_MAGNITUDE
+            return constants[tensor] if large else None
+        node = producer.get(tensor)
+        if node is None or depth == 0 or node.op_type not in ("Where", "Mul", "Sub", "Cast", "Expand", "Unsqueeze",
+                                                                "Reshape", "Add", "ConstantOfShape"):
+            return None
+        found = (large_constant(i, depth - 1) for i in node.input)
+        return next((proto for proto in found if proto is not None), None)
+
+    masks = []
+    for node in graph.node:
+        add = producer.get(node.input[0]) if node.op_type == "Softmax" else None
+        if add is not None and add.op_type == "Add":
+            masks += [(proto, add.name) for proto in (large_constant(t, 6) for t in add.input) if proto is not None]
+    return masks
+
+
+def additive_attention_mask(model_path: Path) -> tuple[float, str] | None:
+    """The large constant an encoder adds to its attention scores to mask padding (the exporters write
+    `scores + (1 - mask) * min`), and the Add that sums them before Softmax; None where the graph has no such mask
+    (fused attention ops, masks applied by Where on the scores)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    masks = _mask_constants(onnx.load(str(model_path), load_external_data=False).graph)
+    if not masks:
+        return None
+    proto, add = masks[0]
+    values = numpy_helper.to_array(proto)
+    return float(values.flat[np.abs(values).argmax()]), add
+
+
+@contextlib.contextmanager
+def bounded_mask_graph(model_path: Path) -> Iterator[Path]:
+    """The graph with its mask constants set to MASK_FILL, written beside `model_path` so it shares its external
+    weights file, and removed afterwards; `model_path` itself where it has no additive mask."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    masks = _mask_constants(model.graph)
+    if not masks:
+        yield model_path
+        return
+    for proto, _ in masks:
+        values = numpy_helper.to_array(proto)
+        bounded = np.where(np.abs(values) >= MASK_MAGNITUDE, MASK_FILL, values).astype(values.dtype)
+        proto.CopyFrom(numpy_helper.from_array(bounded, proto.name))
+    handle, name = tempfile.mkstemp(prefix="bounded-mask-", suffix=".onnx", dir=model_path.parent)
+    os.close(handle)
+    path = Path(name)
+    try:
+        onnx.save(model, str(path))
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def bound_fused_attention(model) -> int:
+    """ONNX Runtime's fused Attention nodes (and the QAttention the dynamic quantizer makes of them, which keeps
+    their attributes) fill padded scores with `mask_filter_value`; set it to MASK_FILL. Returns the nodes set."""
+    from onnx import helper
+
+    nodes = [n for n in model.graph.node if n.op_type in ("Attention", "QAttention") and n.domain == "com.microsoft"]
+    for node in nodes:
+        kept = [a for a in node.attribute if a.name != "mask_filter_value"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("mask_filter_value", MASK_FILL)])
+    return len(nodes)

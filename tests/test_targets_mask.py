@@ -1,0 +1,94 @@
+"""Bounded attention masks (targets/attention_mask.py): the published int8 and mnn artifacts fill padded attention
+scores with MASK_FILL instead of a value below exp's range, and give the same outputs on real, padded batches as
+the same graphs with the exporters' fill."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from huggingface_hub import snapshot_download
+from onnx import helper
+
+from conftest import READ_TOKEN
+from hubforge.targets.attention_mask import MASK_FILL, additive_attention_mask, bounded_mask_graph
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    """The spec, model IO and fp32 export of the real MiniLM."""
+    from hubforge.build import cache_key
+    from hubforge.devhub.seed import bundled_minilm
+    from hubforge.export import export_fp32_onnx
+    from hubforge.reference import model_io
+    from hubforge.source import local_source
+    from hubforge.spec import load_spec
+
+    spec = load_spec("all-minilm-l6-v2")
+    source = local_source(spec, bundled_minilm())
+    export = export_fp32_onnx(spec, source, tmp_path_factory.mktemp("mask") / cache_key(spec, source) / "export")
+    return model_io(spec, source), export
+
+
+def embed(io, runtime, texts: list[str]) -> np.ndarray:
+    from hubforge.runtimes import TextEncoder
+
+    return TextEncoder(io, runtime).embed(texts)  # batches of 32, each padded to its longest text
+
+
+def test_int8_fills_padded_scores_with_the_bound_and_keeps_its_outputs(published_minilm, minilm_reference, minilm,
+                                                                      tmp_path):
+    from hubforge.runtimes import OrtRuntime
+
+    io, _ = minilm
+    path = Path(snapshot_download("hubforge/all-minilm-l6-v2-onnx", token=READ_TOKEN)) / "onnx/model_quantized.onnx"
+    model = onnx.load(str(path))
+    attention = [n for n in model.graph.node if n.op_type == "QAttention"]
+    assert len(attention) == 6
+    for node in attention:
+        assert {a.name: helper.get_attribute_value(a) for a in node.attribute}["mask_filter_value"] == MASK_FILL
+        kept = [a for a in node.attribute if a.name != "mask_filter_value"]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("mask_filter_value", -10000.0)])  # ONNX Runtime's default
+    default_fill = tmp_path / "default_fill.onnx"
+    onnx.save(model, str(default_fill))
+
+    texts = minilm_reference[0]
+    np.testing.assert_allclose(embed(io, OrtRuntime(path), texts), embed(io, OrtRuntime(default_fill), texts),
+                               atol=1e-6)
+
+
+def test_mnn_is_converted_with_the_bound_and_keeps_its_outputs(published_minilm, minilm_reference, minilm, tmp_path):
+    import _tools
+
+    from hubforge.runtimes import MnnRuntime, quiet_native_stdout
+
+    io, export = minilm
+    path = Path(snapshot_download("hubforge/all-minilm-l6-v2-mnn", token=READ_TOKEN)) / "mnn/model.mnn"
+    exporters_fill = tmp_path / "exporters_fill.mnn"
+    with quiet_native_stdout():
+        _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", str(export), "--MNNModel", str(exporters_fill),
+                           "--bizCode", "hubforge", "--weightQuantBits", "8"])
+    assert path.read_bytes() != exporters_fill.read_bytes()
+
+    texts = minilm_reference[0]
+    np.testing.assert_allclose(embed(io, MnnRuntime(path), texts), embed(io, MnnRuntime(exporters_fill), texts),
+                               atol=1e-5)
+
+
+def test_the_bounded_graph_is_a_temporary_copy(minilm):
+    _, export = minilm
+    before = sorted(p.name for p in export.parent.iterdir())
+    value, add = additive_attention_mask(export)
+    assert value < -1e38 and add.endswith("/Add")
+    with bounded_mask_graph(export) as bounded:
+        assert bounded != export and bounded.parent == export.parent
+        assert additive_attention_mask(bounded) is None  # every fill reaching a Softmax is now MASK_FILL
+        values = [helper.get_attribute_value(n.attribute[0]) for n in onnx.load(str(bounded), load_external_data=False).graph.node
+                  if n.op_type == "Constant"]
+        assert any(onnx.numpy_helper.to_array(v).size == 1 and onnx.numpy_helper.to_array(v).item() == MASK_FILL
+                   for v in values if isinstance(v, onnx.TensorProto))
+    assert sorted(p.name for p in export.parent.iterdir()) == before
+    assert additive_attention_mask(export)[0] == value
