@@ -31,7 +31,7 @@ class MnnTarget(Target):
     precision = "int4-weight / int8-weight / fp16"
     hardware = "ARM and x86 CPUs of phones and edge devices (MNN)"
     description = ("MNN model; block-wise int4 or int8 weights (dequantized at load) or fp16 weights, the smallest "
-                   "that passes the gate")
+                   "that passes the gate; padding masked without denormals")
 
     def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[MnnConfig]:
         """Smallest first. 4-bit blocks rarely pass the int8-class gate the format keeps by default; a spec that
