@@ -1,6 +1,6 @@
-"""The bounded attention mask side by side (src/hubforge/targets/attention_mask.py): MiniLM's int8 and mnn artifacts
-as hubforge builds them (padded scores filled with MASK_FILL) and the same graphs with the usual fill (ONNX Runtime's
-fused-attention default -10000; the exporter's -3.4e38 for MNN), timed in interleaved rounds at [1, 128] on one
+"""The bounded attention mask side by side (src/hubforge/targets/attention_mask.py): MiniLM's onnx (fp32), int8 and
+mnn artifacts as hubforge builds them (padded scores filled with MASK_FILL) and the same graphs with the usual fill
+(the exporter's -3.4e38; ONNX Runtime's fused-attention default -10000 for int8), timed in interleaved rounds at [1, 128] on one
 short real text padded to 128 tokens and on 128 real tokens, with the largest difference of their embeddings over
 128 real texts (batches padded to their longest). Appends to benchmarks/RESULTS.md.
 
@@ -76,14 +76,15 @@ def main() -> None:
     spec = load_spec("all-minilm-l6-v2")
     source = local_source(spec, bundled_minilm())
     io = model_io(spec, source)
-    print("building hubforge's int8 and mnn artifacts (cached after the first run) …")
-    published = {v.name: v.files for v in run(spec, source, ["int8", "mnn"], EvalOptions(quality=False,
-                                                                                          speed=False)).published}
+    print("building hubforge's onnx, int8 and mnn artifacts (cached after the first run) …")
+    published = {v.name: v.files for v in run(spec, source, ["onnx", "int8", "mnn"],
+                                               EvalOptions(quality=False, speed=False)).published}
     export = export_fp32_onnx(spec, source, cache_dir() / cache_key(spec, source) / "export")
     texts = sample_texts("banking77", 128, split="train", seed=3)
 
     with tempfile.TemporaryDirectory() as tmp:
         pairs = {
+            "onnx (fp32)": (OrtRuntime(published["onnx"]["onnx/model.onnx"]), OrtRuntime(export)),
             "int8": (OrtRuntime(published["int8"]["onnx/model_quantized.onnx"]),
                      OrtRuntime(usual_fill_int8(published["int8"]["onnx/model_quantized.onnx"],
                                                 Path(tmp) / "usual.onnx"))),
@@ -111,7 +112,7 @@ def main() -> None:
              f"Produced by `python benchmarks/bench_mask.py --rounds {args.rounds} --block {args.block}` on "
              f"{time.strftime('%Y-%m-%d')}, {hw.summary()}, {len(os.sched_getaffinity(0))} threads. p50 of each "
              f"round's {args.block} calls, median over {args.rounds} interleaved rounds; \"usual\" is the same graph "
-             f"with ONNX Runtime's fused-attention fill (int8) or the exporter's (mnn).", "",
+             f"with the exporter's fill (onnx, mnn) or ONNX Runtime's fused-attention default (int8).", "",
              "| artifact | input [1, 128] | bounded fill ms | usual fill ms | speed-up | largest embedding difference |",
              "|---|---|---|---|---|---|"]
     for name in pairs:

@@ -1,6 +1,6 @@
-"""Bounded attention masks (targets/attention_mask.py): the published int8 and mnn artifacts fill padded attention
-scores with MASK_FILL instead of a value below exp's range, and give the same outputs on real, padded batches as
-the same graphs with the exporters' fill."""
+"""Bounded attention masks (targets/attention_mask.py): the published onnx, int8 and mnn artifacts fill padded
+attention scores with MASK_FILL instead of a value below exp's range, and give the same outputs on real, padded
+batches as the same graphs with the usual fill; the NPU formats keep the exporter's."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ def embed(io, runtime, texts: list[str]) -> np.ndarray:
     from hubforge.runtimes import TextEncoder
 
     return TextEncoder(io, runtime).embed(texts)  # batches of 32, each padded to its longest text
+
+
+def test_onnx_is_the_export_with_the_bound_and_keeps_its_outputs(published_minilm, minilm_reference, minilm):
+    from hubforge.runtimes import OrtRuntime
+
+    io, export = minilm
+    repo = Path(snapshot_download("hubforge/all-minilm-l6-v2-onnx", token=READ_TOKEN))
+    assert additive_attention_mask(repo / "onnx/model.onnx") is None
+    for name in ("model_fp16.onnx", "model_q4.onnx", "model_q4f16.onnx"):
+        assert additive_attention_mask(repo / "onnx" / name) is None, name
+    qnn = Path(snapshot_download("hubforge/all-minilm-l6-v2-qnn", token=READ_TOKEN))
+    assert additive_attention_mask(next(qnn.rglob("*.onnx")))[0] < -1e38
+
+    texts = minilm_reference[0]
+    np.testing.assert_allclose(embed(io, OrtRuntime(repo / "onnx/model.onnx"), texts),
+                               embed(io, OrtRuntime(export), texts), atol=1e-6)
 
 
 def test_int8_fills_padded_scores_with_the_bound_and_keeps_its_outputs(published_minilm, minilm_reference, minilm,

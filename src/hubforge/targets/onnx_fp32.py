@@ -1,4 +1,5 @@
-"""`onnx` — the fp32 ONNX export itself, laid out as the Hub's ONNX repos are (onnx/model.onnx)."""
+"""`onnx` — the fp32 ONNX export itself, its attention mask bounded (attention_mask.py), laid out as the Hub's ONNX
+repos are (onnx/model.onnx)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from ..export import EXTERNAL_DATA
 from ..runtimes import OrtRuntime
+from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
@@ -22,7 +24,8 @@ class OnnxFp32Target(Target):
     runtime_name = "onnxruntime"
     precision = "fp32"
     hardware = "any CPU or GPU with ONNX Runtime"
-    description = "fp32 ONNX export, loadable by sentence-transformers (backend='onnx'), optimum and transformers.js"
+    description = ("fp32 ONNX export, padding masked without denormals, loadable by sentence-transformers "
+                   "(backend='onnx'), optimum and transformers.js")
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
               out_dir: Path) -> dict[str, Path]:
@@ -31,10 +34,11 @@ class OnnxFp32Target(Target):
         import onnx
 
         target, data = out_dir / "model.onnx", inputs.fp32_onnx.with_name(EXTERNAL_DATA)
-        if data.stat().st_size < EXTERNAL_DATA_BYTES:
-            onnx.save(onnx.load(str(inputs.fp32_onnx)), str(target))
-            return {"onnx/model.onnx": target}
-        shutil.copyfile(inputs.fp32_onnx, target)
+        with bounded_mask_graph(inputs.fp32_onnx) as graph:
+            if data.stat().st_size < EXTERNAL_DATA_BYTES:
+                onnx.save(onnx.load(str(graph)), str(target))
+                return {"onnx/model.onnx": target}
+            shutil.copyfile(graph, target)
         shutil.copyfile(data, out_dir / EXTERNAL_DATA)
         return {"onnx/model.onnx": target, f"onnx/{EXTERNAL_DATA}": out_dir / EXTERNAL_DATA}
 

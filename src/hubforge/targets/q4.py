@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..runtimes import OrtRuntime
 from ..spec import GateSpec
+from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 # Weight-only 4-bit is measurably lossier than int8 on encoders. all-MiniLM-L6-v2, mean / p5 cosine vs fp32 over
@@ -30,8 +31,9 @@ def _quantize_q4(fp32_onnx: Path, config: Q4Config):
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per node
-    quantizer = MatMulNBitsQuantizer(onnx.load(str(fp32_onnx)), bits=4, block_size=config.block_size,
-                                     is_symmetric=config.symmetric)
+    with bounded_mask_graph(fp32_onnx) as graph:
+        model = onnx.load(str(graph))
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=config.block_size, is_symmetric=config.symmetric)
     quantizer.process()
     return quantizer.model.model
 
