@@ -106,3 +106,29 @@ def test_sts_csv_needs_its_columns(tmp_path):
     path.write_text("a,b,score\nx,y,1\n")
     with pytest.raises(EvaluationError, match="sentence1, sentence2"):
         csv_pairs(str(path))
+
+
+def test_a_retention_miss_builds_and_evaluates_the_next_candidate(session_dir, tmp_path):
+    """A candidate past the fidelity gate that misses the retention gate is recorded with that reason, and the
+    format's search builds its next candidate and evaluates it in turn ("build int8 #2", "evaluate int8 #2")."""
+    from conftest import minilm_test_spec
+    from hubforge.devhub.seed import bundled_minilm
+
+    spec = yaml.safe_load(minilm_test_spec(session_dir / "specs").read_text())
+    spec["gate"] = {**spec.get("gate", {}), "min_retention": 0.99999}  # no int8 graph keeps every score this well
+    path = tmp_path / "all-minilm-l6-v2.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = tmp_path / "out"
+    result = invoke("publish", str(path), "--source", str(bundled_minilm()), "--dry-run", "--formats", "int8",
+                    "--no-speed", "--out", str(out))
+    results = json.loads((out / "all-minilm-l6-v2.results.json").read_text())
+    variant = results["variants"][0]
+    missed = [a for a in variant["attempts"] if (a["gate"] or "").startswith("fail (retention)")]
+    assert len(missed) >= 2 and missed[0] == variant["attempts"][0], variant["attempts"]
+    assert all(a["passed"] is False and a["fidelity"]["mean_cosine"] >= 0.99 for a in missed)
+    stages = [s["stage"] for s in results["stages"]]
+    for round_ in range(2, len(missed) + 1):
+        assert f"build int8 #{round_}" in stages and f"evaluate int8 #{round_}" in stages, stages
+    assert not variant["passed"] and variant["gate"].startswith("fail (retention)")
+    assert result.exit_code == 3, result.output  # EXIT_NOT_ALL_PUBLISHED
+    assert "int8: fail (retention)" in result.output and "next configuration" in result.output
