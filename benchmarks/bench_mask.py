@@ -30,6 +30,7 @@ from hubforge.reference import model_io
 from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, model_feed, quiet_native_stdout
 from hubforge.source import local_source
 from hubforge.spec import load_spec
+from hubforge.targets.attention_mask import fill_fused_attention
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ORT_DEFAULT_FILL = -10000.0
@@ -37,13 +38,9 @@ ORT_DEFAULT_FILL = -10000.0
 
 def usual_fill_int8(bounded: Path, out: Path) -> Path:
     import onnx
-    from onnx import helper
 
     model = onnx.load(str(bounded))
-    for node in (n for n in model.graph.node if n.op_type == "QAttention"):
-        kept = [a for a in node.attribute if a.name != "mask_filter_value"]
-        del node.attribute[:]
-        node.attribute.extend([*kept, helper.make_attribute("mask_filter_value", ORT_DEFAULT_FILL)])
+    fill_fused_attention(model, ORT_DEFAULT_FILL)
     onnx.save(model, str(out))
     return out
 

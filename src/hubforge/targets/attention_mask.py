@@ -103,14 +103,15 @@ def bounded_mask_graph(model_path: Path) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def bound_fused_attention(model) -> int:
+def fill_fused_attention(model, value: float = MASK_FILL) -> int:
     """ONNX Runtime's fused Attention nodes (and the QAttention the dynamic quantizer makes of them, which keeps
-    their attributes) fill padded scores with `mask_filter_value`; set it to MASK_FILL. Returns the nodes set."""
+    their attributes) fill padded scores with `mask_filter_value`; set it (MASK_FILL by default). Returns the
+    number of nodes set."""
     from onnx import helper
 
     nodes = [n for n in model.graph.node if n.op_type in ("Attention", "QAttention") and n.domain == "com.microsoft"]
     for node in nodes:
         kept = [a for a in node.attribute if a.name != "mask_filter_value"]
         del node.attribute[:]
-        node.attribute.extend([*kept, helper.make_attribute("mask_filter_value", MASK_FILL)])
+        node.attribute.extend([*kept, helper.make_attribute("mask_filter_value", value)])
     return len(nodes)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
-from .attention_mask import bound_fused_attention, bounded_mask_graph
+from .attention_mask import bounded_mask_graph, fill_fused_attention
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import ffn_output_matmuls
 
@@ -47,7 +47,7 @@ def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
         fused = optimize_model(graph, model_type=fusion, num_heads=0, hidden_size=0, opt_level=0,
                                optimization_options=fusions)
     del graph
-    bound_fused_attention(fused.model)
+    fill_fused_attention(fused.model)
     onnx.load_external_data_for_model(fused.model, str(fp32_onnx.parent))
     fused.save_model_to_file(str(out), use_external_data_format=True)  # weights to fused.onnx.data
 
