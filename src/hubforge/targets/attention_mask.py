@@ -7,8 +7,8 @@ there: softmax then writes denormal probabilities for padded positions instead o
 takes the x86 CPU's slow path. MiniLM at [1, 128] on one short text padded to 128 tokens (`python
 benchmarks/bench_mask.py`, benchmarks/RESULTS.md): the fp32 graph takes 12.5 ms bounded against 14.6 with the
 exporter's fill, the int8 graph 5.6 ms against 7.8 with ONNX Runtime's, MNN 23.9 ms against 72.6; on 128 real
-tokens both are alike. The NPU formats (qnn, amd) keep the
-exporter's graph: their compilers, not a CPU's exp, see it.
+tokens both are alike. The NPU formats (qnn, amd) keep the exporter's graph: their compilers, not a CPU's exp,
+see it.
 
 MASK_FILL keeps padded scores inside exp's normal range, while their weights (e^-30, 1e-13, of the largest score's
 or less) stay below the float32 resolution of a sum that includes the largest: the embeddings on real, padded
