@@ -27,9 +27,10 @@ from hubforge.export import export_fp32_onnx
 from hubforge.paths import cache_dir
 from hubforge.pipeline import EvalOptions, run
 from hubforge.reference import model_io
-from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, model_feed, quiet_native_stdout
+from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, model_feed
 from hubforge.source import local_source
 from hubforge.spec import load_spec
+from hubforge.targets import mnn
 from hubforge.targets.attention_mask import fill_fused_attention
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -42,16 +43,6 @@ def usual_fill_int8(bounded: Path, out: Path) -> Path:
     model = onnx.load(str(bounded))
     fill_fused_attention(model, ORT_DEFAULT_FILL)
     onnx.save(model, str(out))
-    return out
-
-
-def usual_fill_mnn(export: Path, out: Path) -> Path:
-    """What `mnn` converted from before: the export itself, int8 weights (the configuration MiniLM passes with)."""
-    import _tools
-
-    with quiet_native_stdout():
-        _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", str(export), "--MNNModel", str(out),
-                           "--bizCode", "hubforge", "--weightQuantBits", "8"])
     return out
 
 
@@ -85,8 +76,8 @@ def main() -> None:
             "int8": (OrtRuntime(published["int8"]["onnx/model_quantized.onnx"]),
                      OrtRuntime(usual_fill_int8(published["int8"]["onnx/model_quantized.onnx"],
                                                 Path(tmp) / "usual.onnx"))),
-            "mnn": (MnnRuntime(published["mnn"]["mnn/model.mnn"]),
-                    MnnRuntime(usual_fill_mnn(export, Path(tmp) / "usual.mnn"))),
+            "mnn": (MnnRuntime(published["mnn"]["mnn/model.mnn"]),  # usual: the export itself, int8 as MiniLM passes
+                    MnnRuntime(mnn.convert(export, Path(tmp) / "usual.mnn", mnn.MnnConfig(weights="int8")))),
         }
         tokenizer = TextEncoder(io, pairs["int8"][0]).tokenizer
         short = min(texts, key=len)

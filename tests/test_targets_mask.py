@@ -13,8 +13,9 @@ from huggingface_hub import snapshot_download
 from onnx import helper
 
 from conftest import READ_TOKEN
-from hubforge.targets.attention_mask import (MASK_FILL, additive_attention_mask, bounded_mask_graph,
-                                             fill_fused_attention)
+from hubforge.export import EXTERNAL_DATA
+from hubforge.targets.attention_mask import (BOUNDED_GRAPH, MASK_FILL, additive_attention_mask, bound_export,
+                                             bounded_export, fill_fused_attention)
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,12 @@ def test_int8_fills_padded_scores_with_the_bound_and_keeps_its_outputs(published
 
 
 def test_mnn_is_converted_with_the_bound_and_keeps_its_outputs(published_minilm, minilm_reference, minilm, tmp_path):
-    import _tools
-
-    from hubforge.runtimes import MnnRuntime, quiet_native_stdout
+    from hubforge.runtimes import MnnRuntime
+    from hubforge.targets.mnn import MnnConfig, convert
 
     io, export = minilm
     path = Path(snapshot_download("hubforge/all-minilm-l6-v2-mnn", token=READ_TOKEN)) / "mnn/model.mnn"
-    exporters_fill = tmp_path / "exporters_fill.mnn"
-    with quiet_native_stdout():
-        _tools.mnnconvert(["mnnconvert", "-f", "ONNX", "--modelFile", str(export), "--MNNModel", str(exporters_fill),
-                           "--bizCode", "hubforge", "--weightQuantBits", "8"])
+    exporters_fill = convert(export, tmp_path / "exporters_fill.mnn", MnnConfig(weights="int8"))
     assert path.read_bytes() != exporters_fill.read_bytes()
 
     texts = minilm_reference[0]
@@ -93,17 +90,20 @@ def test_mnn_is_converted_with_the_bound_and_keeps_its_outputs(published_minilm,
                                atol=1e-5)
 
 
-def test_the_bounded_graph_is_a_temporary_copy(minilm):
+def test_the_export_stage_writes_the_bounded_graph_beside_the_exporters(minilm):
+    """One bounded graph per export, sharing its weights file; the exporter's graph keeps its mask (the NPU
+    formats and their probe read it)."""
     _, export = minilm
-    before = sorted(p.name for p in export.parent.iterdir())
     value, add = additive_attention_mask(export)
     assert value < -1e38 and add.endswith("/Add")
-    with bounded_mask_graph(export) as bounded:
-        assert bounded != export and bounded.parent == export.parent
-        assert additive_attention_mask(bounded) is None  # every fill reaching a Softmax is now MASK_FILL
-        values = [helper.get_attribute_value(n.attribute[0]) for n in onnx.load(str(bounded), load_external_data=False).graph.node
-                  if n.op_type == "Constant"]
-        assert any(onnx.numpy_helper.to_array(v).size == 1 and onnx.numpy_helper.to_array(v).item() == MASK_FILL
-                   for v in values if isinstance(v, onnx.TensorProto))
-    assert sorted(p.name for p in export.parent.iterdir()) == before
-    assert additive_attention_mask(export)[0] == value
+    bounded = bounded_export(export)
+    assert bounded == export.with_name(BOUNDED_GRAPH)
+    assert bounded.stat().st_size < export.with_name(EXTERNAL_DATA).stat().st_size / 100  # the weights stay shared
+    assert additive_attention_mask(bounded) is None  # every fill reaching a Softmax is now MASK_FILL
+    values = [helper.get_attribute_value(n.attribute[0]) for n in onnx.load(str(bounded), load_external_data=False)
+              .graph.node if n.op_type == "Constant"]
+    assert any(onnx.numpy_helper.to_array(v).size == 1 and onnx.numpy_helper.to_array(v).item() == MASK_FILL
+               for v in values if isinstance(v, onnx.TensorProto))
+    written = bounded.stat().st_mtime_ns
+    bound_export(export)
+    assert bounded.stat().st_mtime_ns == written

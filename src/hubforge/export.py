@@ -11,6 +11,7 @@ from .errors import ConversionError
 from .evaluation.memory import release_memory
 from .source import SourceModel
 from .spec import ModelSpec
+from .targets.attention_mask import bound_export
 
 OPSET = 17
 EXTERNAL_DATA = "model.onnx_data"  # optimum's and ONNX Runtime's name for model.onnx's weights file
@@ -24,13 +25,19 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     """Export with dynamic batch/sequence axes; outputs last_hidden_state (or logits for cross-encoders).
 
     The weights go to `model.onnx_data` beside the graph (ONNX's external data), so the steps that only read or
-    rewrite the graph (shape fixing, node finders, ONNX Runtime's fusions) load kilobytes instead of the model."""
+    rewrite the graph (shape fixing, node finders, ONNX Runtime's fusions) load kilobytes instead of the model.
+    Beside it, the same graph with its attention mask bounded (`model_bounded.onnx`, attention_mask.py)."""
+    target = out_dir / "model.onnx"
+    if not target.exists():
+        _export(spec, source, out_dir, target)
+    bound_export(target)
+    return target
+
+
+def _export(spec: ModelSpec, source: SourceModel, out_dir: Path, target: Path) -> None:
     import onnx
     from optimum.exporters.onnx import main_export
 
-    target = out_dir / "model.onnx"
-    if target.exists():
-        return target
     tmp = out_dir / "export-tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -47,4 +54,3 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     (tmp / EXTERNAL_DATA).replace(out_dir / EXTERNAL_DATA)
     (tmp / "external.onnx").replace(target)
     shutil.rmtree(tmp, ignore_errors=True)
-    return target

@@ -1,8 +1,8 @@
 """What the worker server imports once (see workers.py), so that every worker forked from it starts with the
 runtimes and converters loaded. Importing `hubforge` comes first, so telemetry is off before any of them loads.
 Last, the imported objects are frozen out of the garbage collector's reach: each worker's collections (every step
-calls one to hand freed memory back) then walk only what the step made, not the libraries' million objects
-(0.25 s a collection otherwise), and don't touch, and so copy, the server's pages."""
+calls one to hand freed memory back) then walk only what the step made, not the libraries' objects, and
+don't touch, and so copy, the server's pages."""
 
 import gc
 

@@ -45,7 +45,7 @@ def thread_count() -> int:
 def torch_on_one_thread():
     """For the small post-processing ops (pooling, normalising, an activation) after another runtime's call:
     torch's pool would wake every core for them while that runtime's threads still spin, which on two cores
-    costs more than the ops (about 1 s over 128 single-text calls of a fixed-shape graph)."""
+    costs more than the ops themselves (felt most by fixed-shape graphs, called once per text)."""
     import torch
 
     threads = torch.get_num_threads()

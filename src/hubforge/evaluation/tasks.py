@@ -347,7 +347,7 @@ def balanced_pool(data, label: str, per_label: int, seed: int):
     """`per_label` items of each label, in the order of one seeded shuffle: how mteb's classification draws each
     experiment's training set (`_undersample_data`), done once, so every experiment draws from this pool."""
     order = np.random.RandomState(seed).permutation(len(data))
-    labels, taken, keep = data.data.column(label).to_pylist(), {}, []  # a datasets Column reads one row a call
+    labels, taken, keep = data[label][:], {}, []  # at once, as _EagerLabels reads them
     for i in order:
         if taken.get(labels[i], 0) < per_label:
             taken[labels[i]] = taken.get(labels[i], 0) + 1

@@ -18,14 +18,11 @@ ten or more above every real one, and the fidelity gate measures each artifact e
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 MASK_MAGNITUDE = 1e4  # additive attention masks use -10000 or the dtype's minimum; no score comes close
 MASK_FILL = -30.0
+BOUNDED_GRAPH = "model_bounded.onnx"  # beside the export's model.onnx, reading the same model.onnx_data
 
 
 def _mask_constants(graph) -> list[tuple[object, str]]:
@@ -76,31 +73,34 @@ def additive_attention_mask(model_path: Path) -> tuple[float, str] | None:
     return float(values.flat[np.abs(values).argmax()]), add
 
 
-@contextlib.contextmanager
-def bounded_mask_graph(model_path: Path) -> Iterator[Path]:
-    """The graph with its mask constants set to MASK_FILL, written beside `model_path` so it shares its external
-    weights file, and removed afterwards; `model_path` itself where it has no additive mask."""
+def bound_export(fp32_onnx: Path) -> None:
+    """Write the export with its mask constants set to MASK_FILL beside it (BOUNDED_GRAPH, sharing its external
+    weights file), once: the export stage calls it, and every format that runs on a CPU or GPU builds from it
+    (`BuildInputs.bounded_onnx`). Nothing is written where the graph has no additive mask."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(model_path), load_external_data=False)
+    bounded = fp32_onnx.with_name(BOUNDED_GRAPH)
+    if bounded.exists():
+        return
+    model = onnx.load(str(fp32_onnx), load_external_data=False)
     masks = _mask_constants(model.graph)
     if not masks:
-        yield model_path
         return
     for proto, _ in masks:
         values = numpy_helper.to_array(proto)
-        bounded = np.where(np.abs(values) >= MASK_MAGNITUDE, MASK_FILL, values).astype(values.dtype)
-        proto.CopyFrom(numpy_helper.from_array(bounded, proto.name))
-    handle, name = tempfile.mkstemp(prefix="bounded-mask-", suffix=".onnx", dir=model_path.parent)
-    os.close(handle)
-    path = Path(name)
-    try:
-        onnx.save(model, str(path))
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
+        proto.CopyFrom(numpy_helper.from_array(
+            np.where(np.abs(values) >= MASK_MAGNITUDE, MASK_FILL, values).astype(values.dtype), proto.name))
+    partial = bounded.with_suffix(".partial")
+    onnx.save(model, str(partial))
+    partial.replace(bounded)
+
+
+def bounded_export(fp32_onnx: Path) -> Path:
+    """The export with its attention mask bounded, or the export itself where it has none."""
+    bounded = fp32_onnx.with_name(BOUNDED_GRAPH)
+    return bounded if bounded.exists() else fp32_onnx
 
 
 def fill_fused_attention(model, value: float = MASK_FILL) -> int:

@@ -50,6 +50,14 @@ class BuildInputs:
     calibration_texts: list[str]
     io: ModelIO
 
+    @property
+    def bounded_onnx(self) -> Path:
+        """The export with its attention mask bounded (attention_mask.py), what the CPU and GPU formats build
+        from; the NPU formats build from `fp32_onnx`, the exporter's graph."""
+        from .attention_mask import bounded_export
+
+        return bounded_export(self.fp32_onnx)
+
 
 class Target(ABC):
     name: ClassVar[str]

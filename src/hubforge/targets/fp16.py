@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..runtimes import OrtRuntime
-from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
@@ -29,8 +28,8 @@ class OnnxFp16Target(Target):
 
         # given the path, the converter infers shapes file to file before it loads the weights (in memory, shape
         # inference would copy the model and its weights four times); the mask bounded as in every ONNX format
-        with bounded_mask_graph(inputs.fp32_onnx) as graph:
-            half = convert_float_to_float16(str(graph), keep_io_types=True, op_block_list=["LayerNormalization"])
+        half = convert_float_to_float16(str(inputs.bounded_onnx), keep_io_types=True,
+                                        op_block_list=["LayerNormalization"])
         # the converter appends its Cast nodes after their consumers; ONNX Runtime sorts on load, but the ONNX spec
         # asks for topological order and readers that walk nodes in order (onnx2torch, some parsers) need it
         OnnxModel(half).topological_sort()

@@ -7,7 +7,7 @@ from typing import Literal
 
 from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
-from .attention_mask import bounded_mask_graph, fill_fused_attention
+from .attention_mask import fill_fused_attention
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import ffn_output_matmuls
 
@@ -77,27 +77,22 @@ class OnnxDynamicInt8Target(Target):
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: Int8Config,
               out_dir: Path) -> dict[str, Path]:
-        target = out_dir / "model_quantized.onnx"
-        if config.fusion == "none":
-            with bounded_mask_graph(inputs.fp32_onnx) as graph:
-                self._quantize(graph, target, config)
-            return {"onnx/model_quantized.onnx": target}
-        graph = out_dir / "fused.onnx"
-        fuse(inputs.fp32_onnx, graph, config.fusion)
-        release_memory()
-        self._quantize(graph, target, config)
-        graph.unlink()
-        graph.with_name(graph.name + ".data").unlink()
-        return {"onnx/model_quantized.onnx": target}
-
-    @staticmethod
-    def _quantize(graph: Path, target: Path, config: Int8Config) -> None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        graph = inputs.bounded_onnx
+        if config.fusion != "none":
+            graph = out_dir / "fused.onnx"
+            fuse(inputs.fp32_onnx, graph, config.fusion)  # fused attention takes its own fill (fuse)
+            release_memory()
+        target = out_dir / "model_quantized.onnx"
         quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
                          nodes_to_exclude=ffn_output_matmuls(graph) if config.skip_ffn_out else [],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        if graph != inputs.bounded_onnx:
+            graph.unlink()
+            graph.with_name(graph.name + ".data").unlink()
+        return {"onnx/model_quantized.onnx": target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
         return OrtRuntime(files["onnx/model_quantized.onnx"])

@@ -12,13 +12,30 @@ from typing import Literal
 
 from ..errors import ConversionError
 from ..runtimes import MnnRuntime, quiet_native_stdout
-from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
 class MnnConfig(CandidateConfig):
     weights: Literal["int4", "int8", "fp16"]
     block: int | None = None  # int4: weights per scale (MNN's --weightQuantBlock)
+
+
+def convert(onnx_path: Path, target: Path, config: MnnConfig) -> Path:
+    """MNN's native converter (not the telemetry-sending console script) with the configuration's weights."""
+    args = ["mnnconvert", "-f", "ONNX", "--modelFile", str(onnx_path), "--MNNModel", str(target), "--bizCode",
+            "hubforge"]
+    if config.weights == "fp16":
+        args += ["--fp16"]
+    else:
+        args += ["--weightQuantBits", config.weights[3:]]
+        args += ["--weightQuantBlock", str(config.block)] if config.block else []
+    with quiet_native_stdout():
+        import _tools
+
+        _tools.mnnconvert(args)
+    if not target.exists():
+        raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")
+    return target
 
 
 class MnnTarget(Target):
@@ -40,20 +57,7 @@ class MnnTarget(Target):
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: MnnConfig,
               out_dir: Path) -> dict[str, Path]:
-        target = out_dir / "model.mnn"
-        args = ["mnnconvert", "-f", "ONNX", "--MNNModel", str(target), "--bizCode", "hubforge"]
-        if config.weights == "fp16":
-            args += ["--fp16"]
-        else:
-            args += ["--weightQuantBits", config.weights[3:]]
-            args += ["--weightQuantBlock", str(config.block)] if config.block else []
-        with bounded_mask_graph(inputs.fp32_onnx) as graph, quiet_native_stdout():
-            import _tools
-
-            _tools.mnnconvert([*args, "--modelFile", str(graph)])
-        if not target.exists():
-            raise ConversionError("MNN conversion produced no model", "run with a supported ONNX opset (17)")
-        return {"mnn/model.mnn": target}
+        return {"mnn/model.mnn": convert(inputs.bounded_onnx, out_dir / "model.mnn", config)}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> MnnRuntime:
         return MnnRuntime(files["mnn/model.mnn"])

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..export import EXTERNAL_DATA
 from ..runtimes import OrtRuntime
-from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 
@@ -34,11 +33,10 @@ class OnnxFp32Target(Target):
         import onnx
 
         target, data = out_dir / "model.onnx", inputs.fp32_onnx.with_name(EXTERNAL_DATA)
-        with bounded_mask_graph(inputs.fp32_onnx) as graph:
-            if data.stat().st_size < EXTERNAL_DATA_BYTES:
-                onnx.save(onnx.load(str(graph)), str(target))
-                return {"onnx/model.onnx": target}
-            shutil.copyfile(graph, target)
+        if data.stat().st_size < EXTERNAL_DATA_BYTES:
+            onnx.save(onnx.load(str(inputs.bounded_onnx)), str(target))
+            return {"onnx/model.onnx": target}
+        shutil.copyfile(inputs.bounded_onnx, target)
         shutil.copyfile(data, out_dir / EXTERNAL_DATA)
         return {"onnx/model.onnx": target, f"onnx/{EXTERNAL_DATA}": out_dir / EXTERNAL_DATA}
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..runtimes import OrtRuntime
 from ..spec import GateSpec
-from .attention_mask import bounded_mask_graph
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 
 # Weight-only 4-bit is measurably lossier than int8 on encoders. all-MiniLM-L6-v2, mean / p5 cosine vs fp32 over
@@ -24,16 +23,15 @@ class Q4Config(CandidateConfig):
     symmetric: bool  # symmetric blocks store no zero points
 
 
-def _quantize_q4(fp32_onnx: Path, config: Q4Config):
+def _quantize_q4(graph: Path, config: Q4Config):
     import logging
 
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)  # a line per node
-    with bounded_mask_graph(fp32_onnx) as graph:
-        model = onnx.load(str(graph))
-    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=config.block_size, is_symmetric=config.symmetric)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(graph)), bits=4, block_size=config.block_size,
+                                     is_symmetric=config.symmetric)
     quantizer.process()
     return quantizer.model.model
 
@@ -66,7 +64,7 @@ class OnnxQ4Target(Target):
         import onnx
 
         target = out_dir / Path(self.file_name).name
-        onnx.save(self.convert(_quantize_q4(inputs.fp32_onnx, config)), str(target))
+        onnx.save(self.convert(_quantize_q4(inputs.bounded_onnx, config)), str(target))
         return {self.file_name: target}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
