@@ -179,7 +179,7 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
 def stages_table(result) -> Table:
     """Wall time and peak resident memory of every worker step, a row per format: where the time and memory went."""
     kinds = ("build", "evaluate", "speed")
-    named = {"prepare": "build checks: tasks, model pipeline", "reference": "evaluate fp32",
+    named = {"prepare": "build checks: tasks, model pipeline", "reference": "build fp32",
              "export": "build fp32 ONNX export"}
     rows: dict[str, dict] = {}
     for step in result.stages:

@@ -1,6 +1,6 @@
 """The whole job, top to bottom, as stages that only flow forward:
-spec → source → reference ∥ export → build + measure + gate each format → evaluate (tasks, retention gate) →
-speed and memory → card → publish.
+spec → source → reference outputs ∥ export → build + measure + gate each format, beside the reference's task
+scores → evaluate (tasks; the retention gate once the reference's scores are in) → speed and memory → card → publish.
 
 `run` measures; `publish` (also `hubforge.publish`) runs it and then renders, plans and pushes, so the Python
 API publishes exactly as the CLI does. Every heavy step runs in a worker process of its own (workers.py): its memory
@@ -23,7 +23,7 @@ from .errors import HubforgeError
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory, measure_memory, release_memory
 from .evaluation.speed import Speed, measure_speed
-from .evaluation.tasks import check_tasks, evaluate_tasks, write_mteb_results
+from .evaluation.tasks import TaskScore, check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
@@ -35,7 +35,7 @@ from .source import SourceModel
 from .spec import GateSpec, ModelSpec
 from .targets import get_target
 from .targets.base import BuildInputs, Target
-from .workers import Step, StepResult, cores, run_steps, start_server
+from .workers import Step, StepResult, cores, run_step, run_steps, start_server
 
 Report = Callable[[str], None]
 LANE_WEIGHTS_MB = 512  # bge-base's 418 MB builds two formats at a time; bge-large's 1.3 GB one (see lanes_for)
@@ -74,14 +74,17 @@ def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Re
     return model_io(spec, source)
 
 
-def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str], quality: bool,
-                   report: Report) -> tuple[Reference, list, Hardware]:
-    """The model's own fp32 pipeline: its outputs on the fidelity texts and its task scores. The PyTorch model goes
-    with the worker when the step ends, before anything is built."""
+def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str], report: Report) -> tuple[Reference, Hardware]:
+    """The model's own fp32 pipeline on the fidelity texts: what every build is measured against."""
     report("reference: the model's own fp32 pipeline")
-    encoder = ReferenceEncoder(io)
-    reference = compute_reference(io, spec, fidelity_texts, encoder)
-    return reference, evaluate_tasks(encoder, spec) if quality else [], fingerprint()
+    return compute_reference(io, spec, fidelity_texts), fingerprint()
+
+
+def reference_tasks_step(io: ModelIO, spec: ModelSpec, report: Report) -> list[TaskScore]:
+    """The fp32 pipeline's task scores, the retention gate's baseline. A step of the formats phase, run beside the
+    first builds (which need only the reference's outputs); the PyTorch model goes with the worker."""
+    report("evaluate: the fp32 reference")
+    return evaluate_tasks(ReferenceEncoder(io), spec)
 
 
 def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, report: Report) -> Path:
@@ -156,15 +159,11 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
 
 
 def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference,
-                  reference_quality: dict[str, float], report: Report) -> VariantResult:
-    """Task scores of a format's passing artifact, then the retention gate."""
+                  report: Report) -> tuple[list[TaskScore], str]:
+    """Task scores of a format's passing artifact, and the card's note on the encoder that computed them."""
     report(f"evaluate: {outcome.name}")
     encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference)
-    tasks = evaluate_tasks(encoder, inputs.spec)
-    retention = {t.task: t.main_score / reference_quality[t.task] for t in tasks if reference_quality.get(t.task)}
-    decision = check_retention(retention, outcome.gate)
-    return _variant(outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks, retention=retention,
-                    evaluation_note=note)
+    return evaluate_tasks(encoder, inputs.spec), note
 
 
 def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: ModelIO, spec: ModelSpec,
@@ -186,17 +185,25 @@ def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: Mo
     return speed, memory
 
 
+def mteb_results_step(variants: list[VariantResult], out_dir: Path, model_name: str, report: Report) -> None:
+    """mteb's own result files of every evaluated variant; in a worker, whose server has mteb imported (the
+    coordinating process would spend seconds importing it for a few small files)."""
+    for variant in variants:
+        write_mteb_results(variant.tasks, out_dir, model_name, variant.name.split(" ")[0])
+
+
 class FormatSearch:
     """One format's steps, each run as soon as the one before it ends: build (the first candidate that passes the
-    fidelity gate), evaluate it (tasks, retention gate); when it misses the retention gate, build on from the next
-    candidate and evaluate that."""
+    fidelity gate), evaluate it (tasks); once both its scores and the reference's are in, the retention gate; when
+    it misses, build on from the next candidate and evaluate that."""
 
-    def __init__(self, target: type[Target], inputs: BuildInputs, reference: Reference,
-                 reference_quality: dict[str, float], quality: bool, cache_root: Path, threads: int, report: Report):
+    def __init__(self, target: type[Target], inputs: BuildInputs, reference: Reference, quality: bool,
+                 cache_root: Path, threads: int, report: Report):
         self.target, self.inputs, self.reference, self.quality = target, inputs, reference, quality
-        self.reference_quality, self.cache_root, self.threads, self.report = reference_quality, cache_root, threads, report
+        self.cache_root, self.threads, self.report = cache_root, threads, report
         self.rounds, self.outcome, self.variant = 0, None, None
         self.in_flight: Step | None = None  # one step of a format runs at a time
+        self.scored: tuple[list[TaskScore], str] | None = None  # task scores awaiting the retention gate
 
     def first(self, earlier: tuple[Attempt, ...] = ()) -> Step:
         self.rounds += 1
@@ -207,8 +214,9 @@ class FormatSearch:
         self.in_flight = Step(name, function, args, self.threads)
         return self.in_flight
 
-    def after(self, done: StepResult) -> Step | None:
-        """Record what this format's step in flight gave; the step that follows it, if any."""
+    def after(self, done: StepResult, reference_quality: dict[str, float] | None) -> list[Step]:
+        """Record what this format's step in flight gave; the step that follows it, if any. `reference_quality`:
+        the fp32 task scores, None while they are still being computed (the retention gate then waits)."""
         ended, self.in_flight = self.in_flight, None
         if ended.function is build_step:
             earlier = self.variant.attempts if self.variant else []
@@ -217,23 +225,34 @@ class FormatSearch:
                 None)
             if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
                 self.variant = replace(self.variant, attempts=outcome.attempts)
-                return None
+                return []
             self.outcome, self.variant = outcome, _variant(outcome)
             if outcome.passed is None or not self.quality:
-                return None
-            return self._issue("evaluate", evaluate_step, (outcome, self.inputs, self.reference,
-                                                           self.reference_quality))
+                return []
+            return [self._issue("evaluate", evaluate_step, (outcome, self.inputs, self.reference))]
         if done.error:
             self.variant = _variant(self.outcome, passed=False, gate=f"failed (evaluation): {failure(done.error)}")
-            return None
-        self.variant = done.value
+            return []
+        self.scored = done.value
+        return self.judge(reference_quality)
+
+    def judge(self, reference_quality: dict[str, float] | None) -> list[Step]:
+        """The retention gate on this format's task scores, once they and the reference's are in; the next
+        candidate's build when it misses."""
+        if self.scored is None or reference_quality is None:
+            return []
+        (tasks, note), self.scored = self.scored, None
+        retention = {t.task: t.main_score / reference_quality[t.task] for t in tasks if reference_quality.get(t.task)}
+        decision = check_retention(retention, self.outcome.gate)
+        self.variant = _variant(self.outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks,
+                                retention=retention, evaluation_note=note)
         if self.variant.passed:
-            return None
+            return []
         attempts = self.outcome.attempts
         earlier = (*attempts[:-1], replace(attempts[-1], gate=self.variant.gate, passed=False))
         self.variant = replace(self.variant, attempts=list(earlier))
         self.report(f"{self.target.name}: {self.variant.gate} → next configuration")
-        return self.first(earlier)
+        return [self.first(earlier)]
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -253,7 +272,8 @@ def _raise(result: StepResult, what: str, hint: str) -> None:
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
         report: Report = lambda msg: None, cache_root: Path | None = None) -> RunResult:
-    """reference ∥ export → build each format → evaluate each passing one → speed and memory, one at a time."""
+    """reference outputs ∥ export → build each format, the reference's task scores beside them → evaluate each
+    passing one → speed and memory, one at a time."""
     start_server()
     prepared = run_steps([Step("prepare", prepare_step, (spec, source, options.quality))], report)[0]
     if prepared.error:
@@ -266,8 +286,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
 
     reference_run, export_run = run_steps([
-        # every core: the export beside it is short, and the formats wait for the reference
-        Step("reference", reference_step, (io, spec, fidelity_texts, options.quality), options.threads),
+        Step("reference", reference_step, (io, spec, fidelity_texts), share),
         Step("export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"), share),
     ], report, lanes)
     if reference_run.error:
@@ -276,18 +295,32 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     if export_run.error:
         _raise(export_run, f"ONNX export of {source.repo_id} failed",
                "check that the model's architecture is supported by optimum's ONNX exporter")
-    reference, reference_tasks, hardware = reference_run.value
+    reference, hardware = reference_run.value
     inputs = BuildInputs(spec, source, export_run.value, calibration, io)
     steps = [prepared, reference_run, export_run]
 
-    searches = [FormatSearch(target, inputs, reference, {t.task: t.main_score for t in reference_tasks},
-                             options.quality, cache_root, share, report) for target in targets]
+    searches = [FormatSearch(target, inputs, reference, options.quality, cache_root, share, report)
+                for target in targets]
+    reference_tasks_run = Step("evaluate fp32", reference_tasks_step, (io, spec), share)
+    reference_tasks: list[TaskScore] = []
+    reference_quality: dict[str, float] | None = None
 
-    def follow(done: StepResult) -> Step | None:
-        """The next step of the format whose step ended."""
-        return next(s for s in searches if s.in_flight and s.in_flight.name == done.name).after(done)
+    def follow(done: StepResult) -> list[Step]:
+        """The steps that follow the one that ended: its format's next step; after the reference's task scores,
+        the retention gates that waited for them."""
+        nonlocal reference_tasks, reference_quality
+        if done.name == reference_tasks_run.name:
+            if done.error:
+                _raise(done, f"{source.repo_id}: evaluating its own fp32 pipeline failed",
+                       "check that the model encodes the spec's task texts with sentence-transformers / transformers")
+            reference_tasks = done.value
+            reference_quality = {t.task: t.main_score for t in reference_tasks}
+            return [step for search in searches for step in search.judge(reference_quality)]
+        return next(s for s in searches if s.in_flight and s.in_flight.name == done.name).after(done, reference_quality)
 
-    steps += run_steps([search.first() for search in searches], report, lanes, then=follow)
+    first = [reference_tasks_run] if options.quality else []
+    largest_first = sorted(searches, key=lambda search: -search.target.workload)
+    steps += run_steps(first + [search.first() for search in largest_first], report, lanes, then=follow)
     variants = {search.target.name: search.variant for search in searches}
 
     reference_row = VariantResult(
@@ -388,9 +421,12 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     if changes:
         results_json["changes"] = {repo_id: c.as_dict() for repo_id, c in changes.items()}
     results_path.write_text(json.dumps(results_json, indent=2))
-    for variant in (v for v in [result.reference, *result.published] if v.tasks):
-        write_mteb_results(variant.tasks, out_dir / "mteb-results", f"{spec.publish.org}/{spec.repo_base}",
-                           variant.name.split(" ")[0])
+    evaluated = [v for v in [result.reference, *result.published] if v.tasks]
+    if evaluated:
+        written = run_step(Step("mteb results", mteb_results_step, (evaluated, out_dir / "mteb-results",
+                                                                    f"{spec.publish.org}/{spec.repo_base}")), report)
+        if written.error:
+            _raise(written, "writing mteb's result files failed", f"check that {out_dir} is writable")
     if dry_run:
         return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
     pushed = []

@@ -107,6 +107,7 @@ class OpenVinoTarget(Target):
 class OpenVinoInt8Target(OpenVinoTarget):
     name = "ov-int8"
     order = 70
+    workload = 3
     precision = "int8"
     description = "OpenVINO IR with int8 weights and activations, quantized by NNCF (model_type=TRANSFORMER, SmoothQuant)"
     options_model = OpenVinoInt8Options

@@ -74,6 +74,7 @@ class OnnxQ4Target(Target):
 class OnnxQ4F16Target(OnnxQ4Target):
     name = "q4f16"
     order = 36
+    workload = 2
     tags = ("onnx", "onnxruntime", "int4", "fp16")
     precision = "int4-weight / fp16"
     hardware = "GPUs via WebGPU (transformers.js) / ONNX Runtime"

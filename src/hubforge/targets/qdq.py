@@ -169,6 +169,7 @@ class QdqTarget(Target):
     library_name = "onnx"
     runtime_name = "onnxruntime"
     precision = "qdq"
+    workload = 4
     cpu_target = False
     options_model = QdqOptions
 
