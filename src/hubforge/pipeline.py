@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -429,13 +430,15 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
             _raise(written, "writing mteb's result files failed", f"check that {out_dir} is writable")
     if dry_run:
         return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
-    pushed = []
+    as_pr = {}
     for plan in plans:
         regressions = changes[plan.repo_id].regressions if plan.repo_id in changes else []
         if regressions:
             report(f"{plan.repo_id}: {len(regressions)} metric(s) regressed by more than publish.max_regression "
                    f"({', '.join(f'{c.variant} {c.metric}' for c in regressions)}) → pull request, not main")
-        pushed.append(push_repo(api, plan, create_pr=create_pr or bool(regressions)))
+        as_pr[plan.repo_id] = create_pr or bool(regressions)
+    with ThreadPoolExecutor(max_workers=len(plans) or 1) as pool:  # each repo is one commit of its own
+        pushed = list(pool.map(lambda plan: push_repo(api, plan, create_pr=as_pr[plan.repo_id]), plans))
     return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
 
 
