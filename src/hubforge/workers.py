@@ -71,13 +71,11 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
-def _child(connection, step: Step, quiet: bool, cpus: set[int] | None) -> None:
+def _child(connection, step: Step, quiet: bool) -> None:
     from .evaluation.memory import peak_mb
     from .quiet import quiet_libraries
     from .runtimes import use_threads
 
-    if cpus:
-        os.sched_setaffinity(0, cpus)
     if quiet:
         quiet_libraries()
     use_threads(step.threads)
@@ -115,38 +113,31 @@ def _crash(step: Step, exitcode: int | None) -> WorkerCrash:
 def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
               then: Callable[[StepResult], list[Step]] = lambda done: []) -> list[StepResult]:
     """Run every step in its own worker, at most `lanes` at a time; `then(result)` may name steps to run next
-    (they go to the front of the queue). Results in the order the steps were started.
-
-    With several lanes, each lane's workers are pinned to cores of their own: libraries that size their thread
-    pools from the cores they may use (OpenVINO inside NNCF, the tokenizers' pool) then stay within their lane
-    instead of crowding the step beside them."""
+    (they go to the front of the queue). Results in the order the steps were started."""
     from multiprocessing.connection import wait
 
     from .quiet import is_quiet
 
     context, quiet = _context(), is_quiet()
     pending, running, started, results = list(steps), {}, [], {}
-    machine = sorted(os.sched_getaffinity(0))
-    free_lanes = list(range(lanes))
 
     def finish(receiver, result: StepResult) -> None:
-        free_lanes.append(running.pop(receiver)[3])
+        del running[receiver]
         results[result.name] = result
         pending[0:0] = then(result)
 
     try:
         while pending or running:
             while pending and len(running) < lanes:
-                step, lane = pending.pop(0), free_lanes.pop(0)
-                cpus = set(machine[lane::lanes]) if 1 < lanes <= len(machine) else None
+                step = pending.pop(0)
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(sender, step, quiet, cpus), name=f"hubforge {step.name}")
+                process = context.Process(target=_child, args=(sender, step, quiet), name=f"hubforge {step.name}")
                 process.start()
                 sender.close()
-                running[receiver] = (step, process, time.perf_counter(), lane)
+                running[receiver] = (step, process, time.perf_counter())
                 started.append(step.name)
             for receiver in wait(list(running)):
-                step, process, start, _ = running[receiver]
+                step, process, start = running[receiver]
                 try:
                     kind, *payload = receiver.recv()
                 except EOFError:
@@ -161,7 +152,7 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
                 process.join()
                 finish(receiver, StepResult(step.name, value, error, time.perf_counter() - start, peak))
     finally:
-        for _, process, _, _ in running.values():
+        for _, process, _ in running.values():
             process.kill()
             process.join()
     return [results[name] for name in started]

@@ -41,7 +41,6 @@ def convert(onnx_path: Path, target: Path, config: MnnConfig) -> Path:
 class MnnTarget(Target):
     name = "mnn"
     order = 80
-    workload = 2
     repo_suffix = "mnn"
     library_name = "mnn"
     tags = ("mnn", "mobile", "edge")
