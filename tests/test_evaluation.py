@@ -72,6 +72,18 @@ def test_shared_publish_evaluates_every_artifact_with_mteb(published_minilm):
     assert qdq and all("axes freed" in v["evaluation_note"] for v in qdq)
 
 
+def test_reference_scores_run_beside_the_builds_and_the_largest_formats_start_first(published_minilm):
+    """The formats wait only for the reference's outputs; its task scores are the first step beside the builds,
+    which start with the formats that take longest, so that two lanes finish together."""
+    from hubforge.targets import get_target
+
+    stages = [s["stage"] for s in published_minilm[0]["stages"]]
+    assert stages[:4] == ["prepare", "reference", "export", "evaluate fp32"], stages
+    builds = [s.removeprefix("build ") for s in stages if s.startswith("build ") and "#" not in s]
+    workloads = [get_target(name).workload for name in builds]
+    assert workloads == sorted(workloads, reverse=True) and len(set(workloads)) > 1, builds
+
+
 def test_evaluate_command_prints_a_table_and_writes_json(upstream_minilm, session_dir, tmp_path):
     from conftest import minilm_test_spec
 
@@ -132,3 +144,61 @@ def test_a_retention_miss_builds_and_evaluates_the_next_candidate(session_dir, t
     assert not variant["passed"] and variant["gate"].startswith("fail (retention)")
     assert result.exit_code == 3, result.output  # EXIT_NOT_ALL_PUBLISHED
     assert "int8: fail (retention)" in result.output and "next configuration" in result.output
+
+
+def _sts_score(main_score: float):
+    from hubforge.evaluation.tasks import TaskScore
+
+    return TaskScore(task="banking77-intent-sts", task_type="STS", dataset="hubforge/banking77-intent-sts",
+                     dataset_name="MTEB banking77-intent-sts", config="default", split="test", revision="r",
+                     main_metric="cosine_spearman", main_score=main_score, scores={}, protocol="", sample=300)
+
+
+def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
+    """The fp32 reference's task scores are computed beside the first builds, so a format's scores can come back
+    first: they are held, not gated against nothing; the reference's scores gate them when they arrive, and a
+    miss issues the build of the format's next candidate."""
+    import numpy as np
+
+    from hubforge.evaluation.fidelity import measure_fidelity
+    from hubforge.measure import MeasuredArtifact
+    from hubforge.pipeline import FormatOutcome, FormatSearch
+    from hubforge.results import Attempt
+    from hubforge.spec import GateSpec, load_spec
+    from hubforge.targets import get_target
+    from hubforge.targets.base import BuildInputs
+    from hubforge.workers import StepResult
+
+    artifact_file = tmp_path / "model_quantized.onnx"
+    artifact_file.write_bytes(b"graph")
+    outputs = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    fidelity = measure_fidelity(outputs, outputs)
+    inputs = BuildInputs(load_spec("all-minilm-l6-v2"), None, tmp_path / "model.onnx", [], None)
+
+    def evaluated_search(reference_quality):
+        messages = []
+        search = FormatSearch(type(get_target("int8")), inputs, None, True, tmp_path, 1, messages.append)
+        assert search.first().name == "build int8"
+        outcome = FormatOutcome("int8", search.target, GateSpec(min_retention=0.99),
+                                [Attempt({"fusion": "bert"}, fidelity, "pass", True)],
+                                MeasuredArtifact({"onnx/model_quantized.onnx": artifact_file}, outputs, fidelity))
+        [evaluate] = search.after(StepResult("build int8", outcome, None, 1.0, 100.0), reference_quality)
+        assert evaluate.name == "evaluate int8"
+        follow = search.after(StepResult("evaluate int8", ([_sts_score(0.70)], ""), None, 1.0, 100.0),
+                              reference_quality)
+        return search, follow, messages
+
+    search, follow, _ = evaluated_search(reference_quality=None)
+    assert follow == [] and search.variant.retention == {} and not search.variant.tasks  # held, not judged
+    assert search.judge(None) == []
+    [next_build] = search.judge({"banking77-intent-sts": 0.80})
+    assert next_build.name == "build int8 #2" and next_build.args[-1] == tuple(search.variant.attempts)
+    assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.875)}
+    assert not search.variant.passed and search.variant.gate.startswith("fail (retention)")
+    assert search.variant.attempts[-1].gate.startswith("fail (retention)") and not search.variant.attempts[-1].passed
+    assert search.judge({"banking77-intent-sts": 0.80}) == []  # judged once
+
+    search, follow, messages = evaluated_search(reference_quality={"banking77-intent-sts": 0.7002})
+    assert follow == [] and search.variant.passed and search.variant.gate == "pass", search.variant.gate
+    assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.70 / 0.7002)}
+    assert not messages

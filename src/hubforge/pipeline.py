@@ -1,6 +1,7 @@
 """The whole job, top to bottom, as stages that only flow forward:
 spec → source → reference outputs ∥ export → build + measure + gate each format, beside the reference's task
-scores → evaluate (tasks; the retention gate once the reference's scores are in) → speed and memory → card → publish.
+scores → evaluate (tasks; the retention gate once the reference's scores are in) → speed and memory → card →
+publish.
 
 `run` measures; `publish` (also `hubforge.publish`) runs it and then renders, plans and pushes, so the Python
 API publishes exactly as the CLI does. Every heavy step runs in a worker process of its own (workers.py): its memory
@@ -75,7 +76,8 @@ def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Re
     return model_io(spec, source)
 
 
-def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str], report: Report) -> tuple[Reference, Hardware]:
+def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
+                   report: Report) -> tuple[Reference, Hardware]:
     """The model's own fp32 pipeline on the fidelity texts: what every build is measured against."""
     report("reference: the model's own fp32 pipeline")
     return compute_reference(io, spec, fidelity_texts), fingerprint()
@@ -317,7 +319,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
             reference_tasks = done.value
             reference_quality = {t.task: t.main_score for t in reference_tasks}
             return [step for search in searches for step in search.judge(reference_quality)]
-        return next(s for s in searches if s.in_flight and s.in_flight.name == done.name).after(done, reference_quality)
+        search = next(s for s in searches if s.in_flight and s.in_flight.name == done.name)
+        return search.after(done, reference_quality)
 
     first = [reference_tasks_run] if options.quality else []
     largest_first = sorted(searches, key=lambda search: -search.target.workload)
