@@ -70,7 +70,7 @@ class Target(ABC):
     description: ClassVar[str]
     order: ClassVar[int] = 100  # position in listings
     workload: ClassVar[int] = 1  # a build and evaluation's time relative to the others': the largest start first, so
-    # that parallel lanes finish together (MiniLM on two lanes: qnn ~20 s, ov-int8 ~14, q4f16 ~10, onnx ~6)
+    # that parallel lanes finish together (`hubforge demo`'s steps table: qnn ~20 s, ov-int8 ~14, q4f16 ~10, onnx ~6)
     cpu_target: ClassVar[bool] = True  # False where a CPU timing says nothing about the intended hardware
     options_model: ClassVar[type[TargetOptions]] = TargetOptions
     default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
