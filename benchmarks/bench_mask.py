@@ -1,8 +1,9 @@
 """The bounded attention mask side by side (src/hubforge/targets/attention_mask.py): MiniLM's onnx (fp32), int8 and
 mnn artifacts as hubforge builds them (padded scores filled with MASK_FILL) and the same graphs with the usual fill
-(the exporter's -3.4e38; ONNX Runtime's fused-attention default -10000 for int8), timed in interleaved rounds at [1, 128] on one
-short real text padded to 128 tokens and on 128 real tokens, with the largest difference of their embeddings over
-128 real texts (batches padded to their longest). Appends to benchmarks/RESULTS.md.
+(the exporter's -3.4e38; ONNX Runtime's fused-attention default -10000 for int8), timed by hubforge's own latency
+measurement (`measure_speed`) in interleaved rounds at [1, 128] on one short real text padded to 128 tokens and on
+128 real tokens, with the largest difference of their embeddings over 128 real texts (batches padded to their
+longest). Appends to benchmarks/RESULTS.md.
 
     python benchmarks/bench_mask.py [--rounds 10] [--block 30]
 """
@@ -10,7 +11,6 @@ short real text padded to 128 tokens and on 128 real tokens, with the largest di
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
@@ -27,32 +27,24 @@ from hubforge.export import export_fp32_onnx
 from hubforge.paths import cache_dir
 from hubforge.pipeline import EvalOptions, run
 from hubforge.reference import model_io
-from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, model_feed
+from hubforge.evaluation.speed import measure_speed
+from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, thread_count
 from hubforge.source import local_source
 from hubforge.spec import load_spec
 from hubforge.targets import mnn
-from hubforge.targets.attention_mask import fill_fused_attention
+from hubforge.targets.attention_mask import ORT_ATTENTION_FILL, fill_fused_attention
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-ORT_DEFAULT_FILL = -10000.0
+FILLS = ("bounded", "usual")
 
 
 def usual_fill_int8(bounded: Path, out: Path) -> Path:
     import onnx
 
     model = onnx.load(str(bounded))
-    fill_fused_attention(model, ORT_DEFAULT_FILL)
+    fill_fused_attention(model, ORT_ATTENTION_FILL)
     onnx.save(model, str(out))
     return out
-
-
-def p50_ms(runtime, feed: dict, calls: int) -> float:
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        runtime.forward(feed)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -79,35 +71,32 @@ def main() -> None:
             "mnn": (MnnRuntime(published["mnn"]["mnn/model.mnn"]),  # usual: the export itself, int8 as MiniLM passes
                     MnnRuntime(mnn.convert(export, Path(tmp) / "usual.mnn", mnn.MnnConfig(weights="int8")))),
         }
-        tokenizer = TextEncoder(io, pairs["int8"][0]).tokenizer
-        short = min(texts, key=len)
-        feeds = {"one short text padded to 128": model_feed(tokenizer, [short], None, 128, True),
-                 "128 real tokens": model_feed(tokenizer, [" ".join(texts)], None, 128, True)}
-        differences = {name: float(np.abs(TextEncoder(io, bounded).embed(texts) - TextEncoder(io, usual).embed(texts))
-                                   .max()) for name, (bounded, usual) in pairs.items()}
-        timings = {(name, fill, feed): [] for name in pairs for fill in ("bounded", "usual") for feed in feeds}
+        encoders = {(name, fill): TextEncoder(io, runtime) for name, runtimes in pairs.items()
+                    for fill, runtime in zip(FILLS, runtimes)}
+        inputs = {"one short text padded to 128": min(texts, key=len), "128 real tokens": " ".join(texts)}
+        differences = {name: float(np.abs(encoders[name, "bounded"].embed(texts) - encoders[name, "usual"].embed(texts))
+                                   .max()) for name in pairs}
+        timings = {(name, fill, input_): [] for name in pairs for fill in FILLS for input_ in inputs}
         for round_ in range(args.rounds):
-            for name, (bounded, usual) in pairs.items():
-                order = (("bounded", bounded), ("usual", usual))
-                for fill, runtime in order if round_ % 2 == 0 else order[::-1]:
-                    for feed_name, feed in feeds.items():
-                        p50_ms(runtime, feed, 3)
-                        timings[name, fill, feed_name].append(p50_ms(runtime, feed, args.block))
+            for name in pairs:
+                for fill in FILLS if round_ % 2 == 0 else FILLS[::-1]:
+                    for input_, text in inputs.items():  # latency pads (or truncates) the one text to [1, 128]
+                        speed = measure_speed(encoders[name, fill], [text], (1, 128), 1, args.block, thread_count())
+                        timings[name, fill, input_].append(speed.p50_ms)
             print(f"  round {round_ + 1}/{args.rounds}")
 
     hw = fingerprint()
     lines = ["", "## Bounded attention mask", "",
              f"Produced by `python benchmarks/bench_mask.py --rounds {args.rounds} --block {args.block}` on "
-             f"{time.strftime('%Y-%m-%d')}, {hw.summary()}, {len(os.sched_getaffinity(0))} threads. p50 of each "
+             f"{time.strftime('%Y-%m-%d')}, {hw.summary()}, {thread_count()} threads. p50 of each "
              f"round's {args.block} calls, median over {args.rounds} interleaved rounds; \"usual\" is the same graph "
              f"with the exporter's fill (onnx, mnn) or ONNX Runtime's fused-attention default (int8).", "",
              "| artifact | input [1, 128] | bounded fill ms | usual fill ms | speed-up | largest embedding difference |",
              "|---|---|---|---|---|---|"]
     for name in pairs:
-        for feed_name in feeds:
-            bounded = statistics.median(timings[name, "bounded", feed_name])
-            usual = statistics.median(timings[name, "usual", feed_name])
-            lines.append(f"| {name} | {feed_name} | {bounded:.2f} | {usual:.2f} | {usual / bounded:.2f}x | "
+        for input_ in inputs:
+            bounded, usual = (statistics.median(timings[name, fill, input_]) for fill in FILLS)
+            lines.append(f"| {name} | {input_} | {bounded:.2f} | {usual:.2f} | {usual / bounded:.2f}x | "
                          f"{differences[name]:.1e} |")
     print("\n".join(lines))
     with RESULTS.open("a") as fh:

@@ -175,30 +175,30 @@ def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
     fidelity = measure_fidelity(outputs, outputs)
     inputs = BuildInputs(load_spec("all-minilm-l6-v2"), None, tmp_path / "model.onnx", [], None)
 
-    def evaluated_search(reference_quality):
+    def evaluated_search(reference_tasks):
         messages = []
         search = FormatSearch(type(get_target("int8")), inputs, None, True, tmp_path, 1, messages.append)
         assert search.first().name == "build int8"
         outcome = FormatOutcome("int8", search.target, GateSpec(min_retention=0.99),
                                 [Attempt({"fusion": "bert"}, fidelity, "pass", True)],
                                 MeasuredArtifact({"onnx/model_quantized.onnx": artifact_file}, outputs, fidelity))
-        [evaluate] = search.after(StepResult("build int8", outcome, None, 1.0, 100.0), reference_quality)
+        [evaluate] = search.after(StepResult("build int8", outcome, None, 1.0, 100.0), reference_tasks)
         assert evaluate.name == "evaluate int8"
         follow = search.after(StepResult("evaluate int8", ([_sts_score(0.70)], ""), None, 1.0, 100.0),
-                              reference_quality)
+                              reference_tasks)
         return search, follow, messages
 
-    search, follow, _ = evaluated_search(reference_quality=None)
+    search, follow, _ = evaluated_search(reference_tasks=None)
     assert follow == [] and search.variant.retention == {} and not search.variant.tasks  # held, not judged
     assert search.judge(None) == []
-    [next_build] = search.judge({"banking77-intent-sts": 0.80})
+    [next_build] = search.judge([_sts_score(0.80)])
     assert next_build.name == "build int8 #2" and next_build.args[-1] == tuple(search.variant.attempts)
     assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.875)}
     assert not search.variant.passed and search.variant.gate.startswith("fail (retention)")
     assert search.variant.attempts[-1].gate.startswith("fail (retention)") and not search.variant.attempts[-1].passed
-    assert search.judge({"banking77-intent-sts": 0.80}) == []  # judged once
+    assert search.judge([_sts_score(0.80)]) == []  # judged once
 
-    search, follow, messages = evaluated_search(reference_quality={"banking77-intent-sts": 0.7002})
+    search, follow, messages = evaluated_search(reference_tasks=[_sts_score(0.7002)])
     assert follow == [] and search.variant.passed and search.variant.gate == "pass", search.variant.gate
     assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.70 / 0.7002)}
     assert not messages

@@ -14,8 +14,8 @@ from onnx import helper
 
 from conftest import READ_TOKEN
 from hubforge.export import EXTERNAL_DATA
-from hubforge.targets.attention_mask import (BOUNDED_GRAPH, MASK_FILL, additive_attention_mask, bound_export,
-                                             bounded_export, fill_fused_attention)
+from hubforge.targets.attention_mask import (BOUNDED_GRAPH, MASK_FILL, ORT_ATTENTION_FILL, additive_attention_mask,
+                                             bounded_export, fill_fused_attention, write_bounded_export)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_int8_fills_padded_scores_with_the_bound_and_keeps_its_outputs(published
     assert len(attention) == 6
     for node in attention:
         assert {a.name: helper.get_attribute_value(a) for a in node.attribute}["mask_filter_value"] == MASK_FILL
-    assert fill_fused_attention(model, -10000.0) == 6  # ONNX Runtime's default
+    assert fill_fused_attention(model, ORT_ATTENTION_FILL) == 6
     default_fill = tmp_path / "default_fill.onnx"
     onnx.save(model, str(default_fill))
 
@@ -105,5 +105,5 @@ def test_the_export_stage_writes_the_bounded_graph_beside_the_exporters(minilm):
     assert any(onnx.numpy_helper.to_array(v).size == 1 and onnx.numpy_helper.to_array(v).item() == MASK_FILL
                for v in values if isinstance(v, onnx.TensorProto))
     written = bounded.stat().st_mtime_ns
-    bound_export(export)
+    write_bounded_export(export)
     assert bounded.stat().st_mtime_ns == written

@@ -11,7 +11,7 @@ from .errors import ConversionError
 from .evaluation.memory import release_memory
 from .source import SourceModel
 from .spec import ModelSpec
-from .targets.attention_mask import bound_export
+from .targets.attention_mask import write_bounded_export
 
 OPSET = 17
 EXTERNAL_DATA = "model.onnx_data"  # optimum's and ONNX Runtime's name for model.onnx's weights file
@@ -30,7 +30,7 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     target = out_dir / "model.onnx"
     if not target.exists():
         _export(spec, source, out_dir, target)
-    bound_export(target)
+    write_bounded_export(target)
     return target
 
 

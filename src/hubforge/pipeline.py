@@ -217,9 +217,9 @@ class FormatSearch:
         self.in_flight = Step(name, function, args, self.threads)
         return self.in_flight
 
-    def after(self, done: StepResult, reference_quality: dict[str, float] | None) -> list[Step]:
-        """Record what this format's step in flight gave; the step that follows it, if any. `reference_quality`:
-        the fp32 task scores, None while they are still being computed (the retention gate then waits)."""
+    def after(self, done: StepResult, reference_tasks: list[TaskScore] | None) -> list[Step]:
+        """Record what this format's step in flight gave; the step that follows it, if any. `reference_tasks`: the
+        fp32 reference's task scores, None while they are still being computed (the retention gate then waits)."""
         ended, self.in_flight = self.in_flight, None
         if ended.function is build_step:
             earlier = self.variant.attempts if self.variant else []
@@ -237,15 +237,16 @@ class FormatSearch:
             self.variant = _variant(self.outcome, passed=False, gate=f"failed (evaluation): {failure(done.error)}")
             return []
         self.scored = done.value
-        return self.judge(reference_quality)
+        return self.judge(reference_tasks)
 
-    def judge(self, reference_quality: dict[str, float] | None) -> list[Step]:
+    def judge(self, reference_tasks: list[TaskScore] | None) -> list[Step]:
         """The retention gate on this format's task scores, once they and the reference's are in; the next
         candidate's build when it misses."""
-        if self.scored is None or reference_quality is None:
+        if self.scored is None or reference_tasks is None:
             return []
         (tasks, note), self.scored = self.scored, None
-        retention = {t.task: t.main_score / reference_quality[t.task] for t in tasks if reference_quality.get(t.task)}
+        reference = {t.task: t.main_score for t in reference_tasks}
+        retention = {t.task: t.main_score / reference[t.task] for t in tasks if reference.get(t.task)}
         decision = check_retention(retention, self.outcome.gate)
         self.variant = _variant(self.outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks,
                                 retention=retention, evaluation_note=note)
@@ -305,22 +306,20 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     searches = [FormatSearch(target, inputs, reference, options.quality, cache_root, share, report)
                 for target in targets]
     reference_tasks_run = Step("evaluate fp32", reference_tasks_step, (io, spec), share)
-    reference_tasks: list[TaskScore] = []
-    reference_quality: dict[str, float] | None = None
+    reference_tasks: list[TaskScore] | None = None  # until its step ends
 
     def follow(done: StepResult) -> list[Step]:
         """The steps that follow the one that ended: its format's next step; after the reference's task scores,
         the retention gates that waited for them."""
-        nonlocal reference_tasks, reference_quality
+        nonlocal reference_tasks
         if done.name == reference_tasks_run.name:
             if done.error:
                 _raise(done, f"{source.repo_id}: evaluating its own fp32 pipeline failed",
                        "check that the model encodes the spec's task texts with sentence-transformers / transformers")
             reference_tasks = done.value
-            reference_quality = {t.task: t.main_score for t in reference_tasks}
-            return [step for search in searches for step in search.judge(reference_quality)]
+            return [step for search in searches for step in search.judge(reference_tasks)]
         search = next(s for s in searches if s.in_flight and s.in_flight.name == done.name)
-        return search.after(done, reference_quality)
+        return search.after(done, reference_tasks)
 
     first = [reference_tasks_run] if options.quality else []
     largest_first = sorted(searches, key=lambda search: -search.target.workload)
@@ -329,7 +328,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
-        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=reference_tasks,
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=reference_tasks or [],
         size_bytes=source.weights_bytes)
     if options.speed:
         timed = [reference_row] + [v for v in variants.values() if v.passed]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 MASK_MAGNITUDE = 1e4  # additive attention masks use -10000 or the dtype's minimum; no score comes close
 MASK_FILL = -30.0
+ORT_ATTENTION_FILL = -10000.0  # ONNX Runtime's fused (Q)Attention fills padded scores with this by default
 BOUNDED_GRAPH = "model_bounded.onnx"  # beside the export's model.onnx, reading the same model.onnx_data
 
 
@@ -73,7 +74,7 @@ def additive_attention_mask(model_path: Path) -> tuple[float, str] | None:
     return float(values.flat[np.abs(values).argmax()]), add
 
 
-def bound_export(fp32_onnx: Path) -> None:
+def write_bounded_export(fp32_onnx: Path) -> None:
     """Write the export with its mask constants set to MASK_FILL beside it (BOUNDED_GRAPH, sharing its external
     weights file), once: the export stage calls it, and every format that runs on a CPU or GPU builds from it
     (`BuildInputs.bounded_onnx`). Nothing is written where the graph has no additive mask."""
