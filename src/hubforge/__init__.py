@@ -2,7 +2,7 @@
 
 from . import telemetry  # noqa: F401  first: dependencies' telemetry off before any of them loads
 
-__version__ = "0.3.1"
+__version__ = "0.3.2"
 
 
 def publish(spec, **options):
