@@ -432,15 +432,15 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
             _raise(written, "writing mteb's result files failed", f"check that {out_dir} is writable")
     if dry_run:
         return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
-    as_pr = {}
+    as_pr = []
     for plan in plans:
         regressions = changes[plan.repo_id].regressions if plan.repo_id in changes else []
         if regressions:
             report(f"{plan.repo_id}: {len(regressions)} metric(s) regressed by more than publish.max_regression "
                    f"({', '.join(f'{c.variant} {c.metric}' for c in regressions)}) → pull request, not main")
-        as_pr[plan.repo_id] = create_pr or bool(regressions)
+        as_pr.append(create_pr or bool(regressions))
     with ThreadPoolExecutor(max_workers=len(plans) or 1) as pool:  # each repo is one commit of its own
-        pushed = list(pool.map(lambda plan: push_repo(api, plan, create_pr=as_pr[plan.repo_id]), plans))
+        pushed = list(pool.map(lambda plan, pr: push_repo(api, plan, create_pr=pr), plans, as_pr))
     return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
 
 
