@@ -24,7 +24,7 @@ class OpenVinoInt8Options(OpenVinoOptions):
     calibration_samples: int = Field(300, ge=4, le=2000)
 
 
-def _attention_scope():
+def attention_at_inference_precision():
     """The attention products (activations times activations) stay at the device's inference precision. On CPUs
     with AMX, OpenVINO runs the graph's float ops in bf16, and int8 attention between them cost the tiny random BERT
     of tests/test_architectures.py its gate (p5 cosine 0.85; 0.997 without); MiniLM keeps 0.9980 either way and
@@ -149,7 +149,7 @@ class OpenVinoInt8Target(OpenVinoTarget):
         with quiet_nncf():
             quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset,
                                       model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
-                                      ignored_scope=_attention_scope(),
+                                      ignored_scope=attention_at_inference_precision(),
                                       advanced_parameters=advanced)
         xml = out_dir / "openvino_model_qint8_quantized.xml"
         ov.save_model(quantized, str(xml), compress_to_fp16=False)
