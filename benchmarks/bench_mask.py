@@ -23,11 +23,11 @@ from hubforge.build import cache_key
 from hubforge.datasets import sample_texts
 from hubforge.devhub.seed import bundled_minilm
 from hubforge.evaluation.hardware import fingerprint
+from hubforge.evaluation.speed import measure_speed
 from hubforge.export import export_fp32_onnx
 from hubforge.paths import cache_dir
 from hubforge.pipeline import EvalOptions, run
 from hubforge.reference import model_io
-from hubforge.evaluation.speed import measure_speed
 from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, thread_count
 from hubforge.source import local_source
 from hubforge.spec import load_spec

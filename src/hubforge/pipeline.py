@@ -328,8 +328,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
-        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None, tasks=reference_tasks or [],
-        size_bytes=source.weights_bytes)
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
+        tasks=reference_tasks or [], size_bytes=source.weights_bytes)
     if options.speed:
         timed = [reference_row] + [v for v in variants.values() if v.passed]
         runs = run_steps([Step(f"speed {v.name.split(' ')[0]}", speed_step,

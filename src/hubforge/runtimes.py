@@ -163,9 +163,9 @@ class OpenVinoRuntime:
             self.provider = "CPU" if precision == "f32" else f"CPU ({precision} inference precision)"
 
     def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Inputs and outputs shared with the request, as OpenVINO's latency guide does: no copy of the feed, and
-        no fresh output array a call (at [1, 128], 0.1 ms of MiniLM's 2.7). The result is the request's output
-        memory, valid until the next call: every caller pools or scores it before that."""
+        """Inputs and outputs shared with the request, as OpenVINO's latency guide does: no copy of the feed and no
+        fresh output array a call. The result is the request's output memory, valid until the next call: every
+        caller pools or scores it before that."""
         result = self.request.infer(feed_for(self.inputs, feed), share_inputs=True, share_outputs=True)
         return np.asarray(result[self.compiled.outputs[0]], dtype=np.float32)
 

@@ -80,16 +80,16 @@ class OnnxDynamicInt8Target(Target):
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        graph = inputs.bounded_onnx
-        if config.fusion != "none":
-            graph = out_dir / "fused.onnx"
+        fused = config.fusion != "none"
+        graph = out_dir / "fused.onnx" if fused else inputs.bounded_onnx
+        if fused:
             fuse(inputs.fp32_onnx, graph, config.fusion)  # fused attention takes its own fill (fuse)
             release_memory()
         target = out_dir / "model_quantized.onnx"
         quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
                          nodes_to_exclude=ffn_output_matmuls(graph) if config.skip_ffn_out else [],
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        if graph != inputs.bounded_onnx:
+        if fused:
             graph.unlink()
             graph.with_name(graph.name + ".data").unlink()
         return {"onnx/model_quantized.onnx": target}

@@ -32,11 +32,11 @@ class OnnxFp32Target(Target):
         `model.onnx_data` side by side (ONNX Runtime, optimum and sentence-transformers load both layouts)."""
         import onnx
 
-        target, data = out_dir / "model.onnx", inputs.fp32_onnx.with_name(EXTERNAL_DATA)
+        graph, target, data = inputs.bounded_onnx, out_dir / "model.onnx", inputs.fp32_onnx.with_name(EXTERNAL_DATA)
         if data.stat().st_size < EXTERNAL_DATA_BYTES:
-            onnx.save(onnx.load(str(inputs.bounded_onnx)), str(target))
+            onnx.save(onnx.load(str(graph)), str(target))
             return {"onnx/model.onnx": target}
-        shutil.copyfile(inputs.bounded_onnx, target)
+        shutil.copyfile(graph, target)
         shutil.copyfile(data, out_dir / EXTERNAL_DATA)
         return {"onnx/model.onnx": target, f"onnx/{EXTERNAL_DATA}": out_dir / EXTERNAL_DATA}
 
