@@ -109,11 +109,15 @@ def st_helper_artifacts(model_dir: Path, work: Path, calibration: list[str]) -> 
     return artifacts
 
 
-def static_ov_int8(spec, source) -> Contender:
+def static_ov_int8_variant(spec, source):
     """The ov-int8 artifact a spec gets with `static_shape: true`: pinned to [1, max_length] for latency serving
     (and Intel NPUs); padded batch-1 calls only, so its throughput on short texts is the price."""
     static_spec = spec.model_copy(update={"formats": {"ov-int8": {**spec.formats["ov-int8"], "static_shape": True}}})
-    variant = run(static_spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
+    return static_spec, run(static_spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
+
+
+def static_ov_int8(spec, source) -> Contender:
+    static_spec, variant = static_ov_int8_variant(spec, source)
     inputs = BuildInputs(static_spec, source, Path(), [], model_io(static_spec, source))
     return Contender(f"hubforge ov-int8 static [1,{spec.max_length}]", "hubforge (spec option static_shape)",
                      lambda: get_target("ov-int8").load(variant.files, inputs))
