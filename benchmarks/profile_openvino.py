@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import time
 from collections import Counter
 from pathlib import Path
 
 from bench_minilm import static_ov_int8_variant
-from transformers import AutoConfig, AutoTokenizer
 
 from hubforge.datasets import sample_texts
 from hubforge.devhub.seed import bundled_minilm
 from hubforge.evaluation.hardware import fingerprint
+from hubforge.evaluation.speed import measure_speed
 from hubforge.pipeline import EvalOptions, run
-from hubforge.runtimes import feed_for, model_feed, thread_count
+from hubforge.reference import model_io
+from hubforge.runtimes import OpenVinoRuntime, TextEncoder, model_feed, thread_count
 from hubforge.source import local_source
 from hubforge.spec import load_spec
 
@@ -30,6 +30,8 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Where ov-int8's time goes"
 PARTS = ("int8 linear layers", "attention subgraphs", "transposes outside attention", "LayerNorm, residual adds, "
          "quantize and convert nodes")
+FFN = {"FFN in (384 to 1536, GELU fused)": r"layer\.\d+\.intermediate\.dense",
+       "FFN out (1536 to 384)": r"layer\.\d+\.output\.dense"}
 
 
 def part(node_type: str, name: str) -> str:
@@ -42,41 +44,33 @@ def part(node_type: str, name: str) -> str:
     return PARTS[3]
 
 
-def profile(xml: Path, feed: dict, calls: int) -> dict:
-    """Mean microseconds a call per part of the graph (and how many of its nodes ran) and per FFN layer, from a
-    compile with PERF_COUNT, and the wall p50 of a compile without it (the counters cost time of their own); both
-    compiled as hubforge's OpenVinoRuntime does."""
-    import openvino as ov
+def ffn_layer(node) -> str | None:
+    """Which FFN layer a node is (FFN's keys), if any."""
+    if node.node_type.startswith("FullyConnected"):
+        return next((name for name, pattern in FFN.items() if re.search(pattern, node.node_name)), None)
+    return None
 
-    core = ov.Core()
-    model = core.read_model(str(xml))
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": thread_count()}
-    names = [p.get_any_name() for p in model.inputs]
-    plain = core.compile_model(model, "CPU", config).create_infer_request()
-    counted = core.compile_model(model, "CPU", {**config, "PERF_COUNT": True}).create_infer_request()
-    inputs = feed_for(names, feed)
-    for request in (plain, counted):
-        for _ in range(50):
-            request.infer(inputs, share_inputs=True, share_outputs=True)
-    walls = []
+
+def profile(xml: Path, io, text: str, calls: int) -> dict:
+    """Mean microseconds a call per part of the graph (and how many of its nodes ran) and per FFN layer, from
+    OpenVinoRuntime compiled with PERF_COUNT; the wall p50 from hubforge's latency measurement of the runtime
+    without it (the counters cost time of their own)."""
+    wall_ms = measure_speed(TextEncoder(io, OpenVinoRuntime(xml)), [text], (1, 128), 1, calls, thread_count()).p50_ms
+    counted = OpenVinoRuntime(xml, properties={"PERF_COUNT": True})
+    feed = model_feed(TextEncoder(io, counted).tokenizer, [text], None, 128, pad_to_max=True)
+    for _ in range(50):
+        counted.forward(feed)
+    parts, ffn = Counter(), Counter()
     for _ in range(calls):
-        start = time.perf_counter()
-        plain.infer(inputs, share_inputs=True, share_outputs=True)
-        walls.append(time.perf_counter() - start)
-    parts, nodes, ffn = Counter(), Counter(), Counter()
-    for _ in range(calls):
-        counted.infer(inputs, share_inputs=True, share_outputs=True)
-        for node in counted.profiling_info:
+        counted.forward(feed)
+        for node in counted.request.profiling_info:
             us = node.real_time.total_seconds() * 1e6 / calls
-            where = part(node.node_type, node.node_name)
-            parts[where] += us
-            nodes[where] += us > 0
-            if where == PARTS[0] and re.search(r"layer\.\d+\.intermediate\.dense", node.node_name):
-                ffn["FFN in (384 to 1536, GELU fused)"] += us
-            elif where == PARTS[0] and re.search(r"layer\.\d+\.output\.dense", node.node_name):
-                ffn["FFN out (1536 to 384)"] += us
-    return {"wall_ms": statistics.median(walls) * 1e3, "parts": parts,
-            "nodes": {k: round(v / calls) for k, v in nodes.items()}, "ffn": ffn}
+            parts[part(node.node_type, node.node_name)] += us
+            ffn[ffn_layer(node)] += us
+    nodes = [n for n in counted.request.profiling_info if n.real_time.total_seconds()]
+    layers = Counter(ffn_layer(n) for n in nodes)
+    return {"wall_us": wall_ms * 1e3, "parts": parts, "nodes": Counter(part(n.node_type, n.node_name) for n in nodes),
+            "ffn": {name: ffn[name] / layers[name] for name in FFN}}
 
 
 def main() -> None:
@@ -89,33 +83,31 @@ def main() -> None:
     print("building ov-int8, dynamic and static (cached after the first run) …")
     dynamic = run(spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
     _, static = static_ov_int8_variant(spec, source)
-    tokenizer = AutoTokenizer.from_pretrained(str(source.path))
-    feed = model_feed(tokenizer, sample_texts("banking77", 1, split="train", seed=3), None, spec.max_length, True)
-    layers = AutoConfig.from_pretrained(str(source.path)).num_hidden_layers
-    results = {"dynamic": profile(dynamic.files["openvino/openvino_model_qint8_quantized.xml"], feed, args.calls),
-               "static [1,128]": profile(static.files["openvino/openvino_model_qint8_quantized.xml"], feed, args.calls)}
+    io, text = model_io(spec, source), sample_texts("banking77", 1, split="train", seed=3)[0]
+    xml = "openvino/openvino_model_qint8_quantized.xml"
+    results = {"dynamic": profile(dynamic.files[xml], io, text, args.calls),
+               "static [1,128]": profile(static.files[xml], io, text, args.calls)}
 
     lines = [HEADING, "", f"Produced by `python benchmarks/profile_openvino.py --calls {args.calls}` on "
              f"{time.strftime('%Y-%m-%d')}, {fingerprint().summary()}. One Banking77 text padded to [1, 128]; µs a "
              "call from OpenVINO's per-node counters (PERF_COUNT), nodes that ran in parentheses.", "",
              "| part of the graph | " + " | ".join(results) + " |", "|---|" + "---|" * len(results)]
     for name in PARTS:
-        lines.append(f"| {name} | " + " | ".join(f"{r['parts'][name]:.0f} ({r['nodes'].get(name, 0)})"
+        lines.append(f"| {name} | " + " | ".join(f"{r['parts'][name]:.0f} ({r['nodes'][name]})"
                                                  for r in results.values()) + " |")
     lines.append("| sum of the node counters | " + " | ".join(f"{sum(r['parts'].values()):.0f}"
                                                               for r in results.values()) + " |")
-    lines.append("| wall p50 of a call, counters off | " + " | ".join(f"{r['wall_ms'] * 1e3:.0f}"
+    lines.append("| wall p50 of a call, counters off | " + " | ".join(f"{r['wall_us']:.0f}"
                                                                       for r in results.values()) + " |")
     lines.append("| wall p50 minus the counters' sum | " + " | ".join(
-        f"{r['wall_ms'] * 1e3 - sum(r['parts'].values()):.0f}" for r in results.values()) + " |")
-    for name in results["static [1,128]"]["ffn"]:
-        lines.append(f"| {name}, a layer | " + " | ".join(f"{r['ffn'][name] / layers:.0f}"
-                                                        for r in results.values()) + " |")
-    lines += ["", "The two FFN layers do the same multiply-adds; the first one's extra time is its fused GELU (erf "
-              "over 128 x 1536 values). The attention subgraphs run a bf16 softmax over 12 x 128 x 128 scores a "
+        f"{r['wall_us'] - sum(r['parts'].values()):.0f}" for r in results.values()) + " |")
+    for name in FFN:
+        lines.append(f"| {name}, a layer | " + " | ".join(f"{r['ffn'][name]:.0f}" for r in results.values()) + " |")
+    lines += ["", "The two FFN layers do the same multiply-adds; the first one also runs its fused GELU (erf over "
+              "128 x 1536 values). The attention subgraphs run a bf16 softmax over 12 x 128 x 128 scores a "
               "layer. The transposes are the key's [B,S,H,D] to [B,H,D,S], which OpenVINO's attention tokenizer "
               "leaves outside the subgraph, and the context's way back, which it fuses only at f32 inference "
-              "precision (its ticket 111813), slower overall here. The dynamic graph runs one by one the eltwise "
+              "precision (its ticket 111813). The dynamic graph runs one by one the eltwise "
               "nodes that the static one fuses, and spends more time outside any node's counter (scheduling and "
               "per-call shape work). Counters vary by a tenth between runs of this shared VM; bench_minilm.py's "
               "interleaved rounds give the latency figures."]

@@ -141,7 +141,8 @@ class OpenVinoRuntime:
 
     name = "openvino"
 
-    def __init__(self, model_xml: Path, device: str | None = None):
+    def __init__(self, model_xml: Path, device: str | None = None, properties: dict | None = None):
+        """`properties`: compile properties on top of hubforge's (benchmarks/profile_openvino.py: PERF_COUNT)."""
         import openvino as ov
 
         core = ov.Core()
@@ -156,7 +157,7 @@ class OpenVinoRuntime:
             # one thread is left to the plugin's default: compiling some graphs with INFERENCE_NUM_THREADS=1 dies of
             # SIGFPE (OpenVINO 2026.4, ModernBERT with fp16 weights)
             config["INFERENCE_NUM_THREADS"] = thread_count()
-        self.compiled = core.compile_model(model, self.provider, config)
+        self.compiled = core.compile_model(model, self.provider, {**config, **(properties or {})})
         self.request = self.compiled.create_infer_request()
         if self.provider == "CPU":  # CPUs with AMX or avx512_bf16 run the graph's float ops in bf16 by default
             precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
