@@ -1,17 +1,31 @@
 # Two entry points, both working on a fresh clone: `make demo` and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# the tested set; `CONSTRAINTS= make test` takes the newest releases pyproject's bounds allow (.github/workflows/newest.yml)
+CONSTRAINTS ?= constraints.txt
+TORCH ?= torch==2.13.0
+# sentence-transformers' ONNX backend and optimum's ORTModel need transformers<4.58: their own environment
+ST5_ONNX ?= .venv-st5-onnx
+export HUBFORGE_ST5_ONNX_PYTHON := $(abspath $(ST5_ONNX))/bin/python
 
 .PHONY: install demo test bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[test]"
+	$(PY) -m pip check
 	touch $@
 
-install: $(VENV)/.installed
+$(ST5_ONNX)/.installed: src/hubforge/clients/st5_onnx.txt
+	python3 -m venv $(ST5_ONNX)
+	$(ST5_ONNX)/bin/python -m pip install -q --upgrade pip
+	$(ST5_ONNX)/bin/python -m pip install -q torch==2.13.0
+	$(ST5_ONNX)/bin/python -m pip install -q -r src/hubforge/clients/st5_onnx.txt
+	touch $@
+
+install: $(VENV)/.installed $(ST5_ONNX)/.installed
 
 demo: install
 	$(VENV)/bin/hubforge demo

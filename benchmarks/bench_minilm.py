@@ -28,6 +28,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from hubforge.clients import run_st5_onnx
 from hubforge.datasets import sample_texts
 from hubforge.devhub.seed import bundled_minilm
 from hubforge.evaluation.fidelity import cosine_rows
@@ -80,17 +81,11 @@ class Contender:
 
 def st_helper_artifacts(model_dir: Path, work: Path, calibration: list[str]) -> dict[str, Path]:
     """What a sentence-transformers user gets from export_optimized_onnx_model, export_dynamic_quantized_onnx_model
-    and (the recipe of) export_static_quantized_openvino_model."""
-    from sentence_transformers import (
-        SentenceTransformer,
-        export_dynamic_quantized_onnx_model,
-        export_optimized_onnx_model,
-    )
+    (sentence-transformers 5 in its own environment: the helpers need optimum-onnx, hence transformers<4.58) and
+    (the recipe of) export_static_quantized_openvino_model."""
+    from sentence_transformers import SentenceTransformer
 
-    onnx_model = SentenceTransformer(str(model_dir), backend="onnx", device="cpu")
-    onnx_model.save_pretrained(str(work))
-    export_optimized_onnx_model(onnx_model, "O3", str(work))
-    export_dynamic_quantized_onnx_model(onnx_model, "avx512_vnni", str(work))
+    run_st5_onnx({"client": "st-export-helpers", "path": str(model_dir), "out_dir": str(work)})
     artifacts = {"st optimized O3": work / "onnx" / "model_O3.onnx",
                  "st dynamic int8 (avx512_vnni)": work / "onnx" / "model_qint8_avx512_vnni.onnx"}
 

@@ -10,6 +10,7 @@ import pytest
 from huggingface_hub import HfApi, ModelCard, snapshot_download
 
 from conftest import READ_TOKEN, WRITE_TOKEN, all_formats, cosine
+from hubforge.clients import run_st5_onnx
 
 ORG = "hubforge"
 
@@ -80,30 +81,22 @@ def test_the_probe_skips_only_what_cannot_pass(published_minilm, tmp_path):
 
 
 def test_onnx_repo_loads_in_sentence_transformers(published_minilm, minilm_reference):
-    from sentence_transformers import SentenceTransformer
-
+    """sentence-transformers' backend="onnx" (version 5: its ONNX backend needs optimum-onnx, transformers<4.58)."""
     texts, reference = minilm_reference
     path = download("all-minilm-l6-v2-onnx")
-    fp32 = SentenceTransformer(path, backend="onnx", device="cpu")
-    assert cosine(fp32.encode(texts), reference).min() >= 0.999
-    fp16 = SentenceTransformer(path, backend="onnx", device="cpu", model_kwargs={"file_name": "onnx/model_fp16.onnx"})
-    assert cosine(fp16.encode(texts), reference).mean() >= 0.99
-    int8 = SentenceTransformer(path, backend="onnx", device="cpu",
-                               model_kwargs={"file_name": "onnx/model_quantized.onnx"})
-    assert cosine(int8.encode(texts), reference).mean() >= 0.99
+    request = {"client": "sentence-transformers", "path": path, "texts": texts}
+    fp32 = run_st5_onnx(request)
+    assert cosine(fp32, reference).min() >= 0.999
+    fp16 = run_st5_onnx({**request, "file_name": "onnx/model_fp16.onnx"})
+    assert cosine(fp16, reference).mean() >= 0.99
+    int8 = run_st5_onnx({**request, "file_name": "onnx/model_quantized.onnx"})
+    assert cosine(int8, reference).mean() >= 0.99
 
 
 def test_onnx_repo_loads_in_optimum(published_minilm, minilm_reference):
-    from optimum.onnxruntime import ORTModelForFeatureExtraction
-    from transformers import AutoTokenizer
-
     texts, reference = minilm_reference
     path = download("all-minilm-l6-v2-onnx")
-    model = ORTModelForFeatureExtraction.from_pretrained(path, subfolder="onnx", file_name="model.onnx")
-    enc = AutoTokenizer.from_pretrained(path)(texts, padding=True, truncation=True, return_tensors="pt")
-    hidden = model(**enc).last_hidden_state.numpy()
-    mask = enc["attention_mask"].numpy()[..., None]
-    pooled = (hidden * mask).sum(1) / mask.sum(1)
+    pooled = run_st5_onnx({"client": "optimum", "path": path, "file_name": "onnx/model.onnx", "texts": texts})
     assert cosine(pooled, reference).min() >= 0.999
 
 

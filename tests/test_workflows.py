@@ -37,3 +37,12 @@ def test_republish_is_scheduled_over_a_spec_matrix():
     assert "actions/cache" in steps and "upload-artifact" in steps and "--if-changed" in steps
     ci = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())
     assert "bash .ci/run" in str(ci["jobs"]["test"]["steps"])
+
+
+def test_newest_releases_run_weekly_without_the_constraints():
+    flow = yaml.safe_load((WORKFLOWS / "newest.yml").read_text())
+    assert "schedule" in flow[True]
+    job = flow["jobs"]["test"]
+    assert job["env"]["CONSTRAINTS"] == "" and "bash .ci/run" in str(job["steps"])
+    makefile = (WORKFLOWS.parents[1] / "Makefile").read_text()
+    assert "CONSTRAINTS ?= constraints.txt" in makefile and "$(if $(CONSTRAINTS),-c $(CONSTRAINTS))" in makefile

@@ -18,7 +18,8 @@ import onnx  # noqa: E402, F401
 import onnxruntime.quantization  # noqa: E402, F401
 import onnxruntime.transformers.optimizer  # noqa: E402, F401
 import openvino  # noqa: E402, F401
-import optimum.exporters.onnx  # noqa: E402, F401
+import onnxscript  # noqa: E402, F401
+import torch.onnx  # noqa: E402, F401
 import optimum.intel  # noqa: E402, F401
 import sentence_transformers  # noqa: E402, F401
 import sklearn.linear_model  # noqa: E402, F401

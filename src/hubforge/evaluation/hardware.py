@@ -9,7 +9,7 @@ from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
 INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimddp")
-RUNTIME_PACKAGES = ("onnxruntime", "openvino", "MNN", "torch", "transformers", "optimum-onnx", "nncf")
+RUNTIME_PACKAGES = ("onnxruntime", "openvino", "MNN", "torch", "transformers", "sentence-transformers", "nncf")
 
 
 @dataclass(frozen=True)

@@ -18,22 +18,25 @@ class Int8Config(CandidateConfig):
     skip_ffn_out: bool = False
 
 
+# ONNX Runtime's optimizer fuses per model family: the encoder families of optimum's `ORTConfigManager` map from
+# `config.model_type`, all of which ONNX Runtime optimizes as "bert"; any other type runs unfused
+ORT_FUSION = {model_type: "bert" for model_type in (
+    "albert", "bert", "big_bird", "camembert", "deberta", "deberta-v2", "distilbert", "electra", "modernbert", "mpnet",
+    "nystromformer", "roberta", "xlm-roberta")}
+
+
 def fusion_type(model_type: str) -> str:
-    """ONNX Runtime's optimizer fuses per model family; optimum keeps the map from `config.model_type` to it."""
-    from optimum.onnxruntime.utils import ORTConfigManager
-
-    try:
-        return ORTConfigManager.get_model_ort_type(model_type)
-    except KeyError:
-        return "none"
+    return ORT_FUSION.get(model_type, "none")
 
 
-def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
+def fuse(fp32_onnx: Path, out: Path, fusion: str, config: dict) -> None:
     """ONNX Runtime's transformer fusions (attention, LayerNorm, tanh-approximated GELU), run on the graph with its
     weights left on disk: the optimizer's shape inference copies the model it is given several times, which with
     the weights loaded is six copies of them. Its fusions read the few weights they merge (attention's Q, K, V) with
     numpy_helper.to_array, which resolves external data against the working directory. The fused attention's
-    padding fill is bounded (attention_mask.py: padded inputs run without denormals)."""
+    padding fill is bounded (attention_mask.py: padded inputs run without denormals). The heads and hidden size come
+    from the model's config: the exporter's reshapes compute their shapes at run time, where the optimizer reads
+    them from constants."""
     import contextlib
 
     import onnx
@@ -44,8 +47,8 @@ def fuse(fp32_onnx: Path, out: Path, fusion: str) -> None:
     fusions.enable_gelu_approximation = True
     graph = onnx.load(str(fp32_onnx), load_external_data=False)
     with contextlib.chdir(fp32_onnx.parent):
-        fused = optimize_model(graph, model_type=fusion, num_heads=0, hidden_size=0, opt_level=0,
-                               optimization_options=fusions)
+        fused = optimize_model(graph, model_type=fusion, num_heads=config.get("num_attention_heads", 0),
+                               hidden_size=config.get("hidden_size", 0), opt_level=0, optimization_options=fusions)
     del graph
     fill_fused_attention(fused.model)
     onnx.load_external_data_for_model(fused.model, str(fp32_onnx.parent))
@@ -83,7 +86,7 @@ class OnnxDynamicInt8Target(Target):
         fused = config.fusion != "none"
         graph = out_dir / "fused.onnx" if fused else inputs.bounded_onnx
         if fused:
-            fuse(inputs.fp32_onnx, graph, config.fusion)  # fused attention takes its own fill (fuse)
+            fuse(inputs.fp32_onnx, graph, config.fusion, inputs.source.config)  # fused attention takes its own fill (fuse)
             release_memory()
         target = out_dir / "model_quantized.onnx"
         quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,

@@ -76,19 +76,44 @@ def exported_model(inputs: BuildInputs, static_shape: bool):
 
 def _export_openvino(inputs: BuildInputs, xml: Path) -> None:
     import openvino as ov
+
+    partial = xml.with_name("partial.xml")
+    model = _optimum_export(inputs) if _optimum_knows(inputs.source.model_type) \
+        else _onnx_export(inputs)
+    ov.save_model(model, str(partial), compress_to_fp16=False)
+    partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
+    partial.replace(xml)
+
+
+def _optimum_knows(model_type: str) -> bool:
+    from optimum.exporters.tasks import TasksManager
+
+    try:
+        TasksManager.get_supported_tasks_for_model_type(model_type, exporter="openvino", library_name="transformers")
+    except KeyError:
+        return False
+    return True
+
+
+def _optimum_export(inputs: BuildInputs):
     from optimum.intel import OVModelForFeatureExtraction, OVModelForSequenceClassification
 
     cls = OVModelForSequenceClassification if inputs.spec.task == "cross-encoder" else OVModelForFeatureExtraction
     with contextlib.redirect_stdout(io.StringIO()):
         exported = cls.from_pretrained(inputs.source.path, export=True, compile=False, local_files_only=True,
                                        trust_remote_code=inputs.spec.trust_remote_code)
-    partial = xml.with_name("partial.xml")
-    ov.save_model(exported.model, str(partial), compress_to_fp16=False)
     # optimum-intel exports into a TemporaryDirectory that only a finalizer removes, which a worker process (it ends
     # with os._exit) never runs: a model's weights would be left in /tmp at every publish
     shutil.rmtree(exported.model_save_dir, ignore_errors=True)
-    partial.with_suffix(".bin").replace(xml.with_suffix(".bin"))
-    partial.replace(xml)
+    return exported.model
+
+
+def _onnx_export(inputs: BuildInputs):
+    """For an architecture optimum-intel has no export configuration for (ModernBERT in optimum-intel 2.1): OpenVINO
+    reads the shared fp32 ONNX export, with its input and output names and dynamic axes."""
+    import openvino as ov
+
+    return ov.Core().read_model(str(inputs.fp32_onnx))
 
 
 class OpenVinoTarget(Target):
