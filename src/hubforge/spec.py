@@ -141,6 +141,9 @@ def load_spec(name_or_path: str, specs_dir: Path = SPECS_DIR) -> ModelSpec:
     path = spec_path(name_or_path, specs_dir)
     try:
         raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read it as a spec ({exc.strerror})",
+                        "pass a spec id (`hubforge specs list`) or a YAML spec file") from exc
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}", "fix the YAML syntax at the position shown") from exc
     if not isinstance(raw, dict):

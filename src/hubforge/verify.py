@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import httpx
 from huggingface_hub import CommitOperationAdd, HfApi, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 
@@ -21,7 +22,7 @@ from . import __version__
 from .changes import variant_metrics
 from .community import is_record, record_path
 from .datasets import sample_texts
-from .errors import FormatError, HubforgeError, SpecError
+from .errors import FormatError, HubError, HubforgeError, SpecError
 from .evaluation.fidelity import Fidelity
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory
@@ -63,6 +64,9 @@ def download_repo(api: HfApi, repo_id: str, revision: str | None) -> tuple[Path,
         folder = snapshot_download(repo_id, revision=commit, endpoint=api.endpoint, token=api.token)
     except HfHubHTTPError as exc:
         raise hub_error(exc, f"downloading {repo_id}") from exc
+    except httpx.TransportError as exc:
+        raise HubError(f"cannot reach the Hub at {api.endpoint} to download {repo_id}: {exc}",
+                       "check HF_ENDPOINT and the network, then run verify again") from exc
     return Path(folder), commit
 
 
