@@ -23,6 +23,8 @@ os.environ["HF_HOME"] = str(_SESSION_DIR / "hf-home")
 os.environ["HUBFORGE_CACHE"] = str(_SESSION_DIR / "hubforge-cache")
 os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+# the local Hub speaks the LFS protocol; huggingface_hub 1.x uploads through Xet whenever hf_xet is installed
+os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.pop("HF_TOKEN", None)
 
 import pytest  # noqa: E402

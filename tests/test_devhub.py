@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from requests import HTTPError
 from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -75,7 +74,7 @@ def test_deletes(api, repo):
 
 
 def test_tokens_and_roles(devhub, api, repo):
-    with pytest.raises(HTTPError) as err:
+    with pytest.raises(HfHubHTTPError) as err:
         HfApi(token="hf_not_a_token").whoami()
     assert err.value.response.status_code == 401
     assert HfApi(token=READ_TOKEN).whoami()["auth"]["accessToken"]["role"] == "read"

@@ -444,7 +444,8 @@ def demo(formats, no_speed):
     data_dir = tempfile.mkdtemp(prefix="hubforge-devhub-")
     # HF_HOME too: snapshots from the local Hub must not land in the user's real Hub cache under real repo names
     env = {**os.environ, "HF_ENDPOINT": f"http://127.0.0.1:{port}", "HF_TOKEN": token, "HF_HOME": f"{data_dir}/hf-home",
-           "DEVHUB_TOKENS": f"{token}=hubforge:write:{MINILM_REPO.split('/')[0]}", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+           "DEVHUB_TOKENS": f"{token}=hubforge:write:{MINILM_REPO.split('/')[0]}", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+           "HF_HUB_DISABLE_XET": "1"}  # the local Hub speaks LFS; huggingface_hub 1.x prefers Xet when hf_xet is there
     hubforge = [sys.executable, "-m", "hubforge"]
     server = subprocess.Popen([*hubforge, "devhub", "serve", "--port", str(port), "--data-dir", data_dir], env=env)
     try:

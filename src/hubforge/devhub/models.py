@@ -71,8 +71,13 @@ class Body(BaseModel):
 class CreateRepoBody(Body):
     name: Annotated[str, Field(max_length=200)]
     organization: Annotated[str, Field(max_length=200)] | None = None
-    private: bool | None = None
+    private: bool | None = None  # huggingface_hub < 1.0
+    visibility: Literal["public", "private"] | None = None  # huggingface_hub >= 1.0
     type: Literal["model", "dataset"] | None = None
+
+    @property
+    def is_private(self) -> bool:
+        return self.visibility == "private" if self.visibility else bool(self.private)
 
 
 class DeleteRepoBody(Body):

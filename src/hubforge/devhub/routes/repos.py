@@ -68,7 +68,7 @@ def create_repo(request: Request, body: CreateRepoBody, grant: TokenGrant = Depe
         raise HubHTTPError(403, f"You don't have the rights to create a {repo.label} under the namespace "
                                 f"{repo.namespace}")
     url = f"{base_url(request)}/{repo.key}"
-    if not store.create_repo(repo.key, bool(body.private), grant.user):
+    if not store.create_repo(repo.key, body.is_private, grant.user):
         return JSONResponse({"error": f"You already created this {repo.label} repo", "url": url}, status_code=409)
     return {"url": url, "name": repo.id, "id": repo.id}
 
