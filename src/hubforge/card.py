@@ -54,6 +54,14 @@ def card_data(result: RunResult, repo_id: str, variants: list[VariantResult]) ->
     )
 
 
+def shown_config(config: dict) -> str:
+    """A configuration as the card shows it: the nodes a search kept precise as their count (results.json names
+    them)."""
+    import json
+
+    return json.dumps({k: f"{len(v)} nodes" if k == "keep" else v for k, v in config.items() if k != "keep" or v})
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, keep_trailing_newline=True,
                       trim_blocks=True, lstrip_blocks=True)
@@ -62,6 +70,7 @@ def _environment() -> Environment:
     env.filters["f2"] = lambda x: "—" if x is None else f"{x:.2f}"
     env.filters["pct"] = lambda x: "—" if x is None else f"{100 * x:.1f}%"
     env.filters["signed"] = lambda x: "—" if x is None else f"{x:+.4f}"
+    env.filters["config"] = shown_config
     env.tests["search"] = lambda value, pattern: re.search(pattern, str(value)) is not None  # Jinja has none
     return env
 

@@ -31,7 +31,7 @@ from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
 from .paths import cache_dir
 from .reference import Reference, compute_reference, model_io
-from .results import Attempt, RunResult, VariantResult
+from .results import Attempt, KeptPrecise, RunResult, VariantResult
 from .runtimes import ModelIO, ReferenceEncoder, TextEncoder, TorchRuntime, thread_count
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
@@ -104,13 +104,16 @@ class FormatOutcome:
     gate: GateSpec
     attempts: list[Attempt]
     passed: MeasuredArtifact | None
+    kept: KeptPrecise | None = None
 
 
 def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
                earlier: tuple[Attempt, ...] = (), report: Report = lambda msg: None) -> FormatOutcome:
     """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt, and a
-    candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason). `earlier`: the
-    attempts of a search resumed after a candidate missed the retention gate; the next candidate follows them."""
+    candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason). The first built
+    candidate that misses its gate is searched on: its nodes ranked by the error they cause, the fewest of them kept
+    precise that pass (`keep_search`). `earlier`: the attempts of a search resumed after a candidate missed the
+    retention gate; candidates tried there are not tried again."""
     target, name = target_class(), target_class.name
     try:
         options = target.options_model.model_validate(inputs.spec.formats.get(name, {}))
@@ -119,31 +122,100 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
     except Exception as exc:
         report(f"{name}: failed → {failure(exc)}")
         return FormatOutcome(name, target_class, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
-    attempts = list(earlier)
-    for config in candidates[len(earlier):]:
-        label, config_dict = config.label(), config.model_dump(mode="json")
-        skip = target.cannot_pass(options, config, inputs)
+    trial = Trial(target, options, gate, inputs, reference, cache_root, report)
+    attempts, tried = list(earlier), [a.config for a in earlier]
+    searched = any(a.config.get("keep") for a in earlier)
+    for config in candidates:
+        if config.model_dump(mode="json") in tried:
+            continue
+        attempt, artifact, files = trial.run(config)
+        attempts.append(attempt)
+        if artifact is not None:
+            return FormatOutcome(name, target_class, gate, attempts, artifact)
+        if files and not searched:
+            searched = True
+            found = keep_search(trial, config, files, attempts)
+            if found is not None:
+                return FormatOutcome(name, target_class, gate, attempts, *found)
+    return FormatOutcome(name, target_class, gate, attempts, None)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Builds, measures and gates one candidate of one format."""
+
+    target: Target
+    options: object  # the target's TargetOptions
+    gate: GateSpec
+    inputs: BuildInputs
+    reference: Reference
+    cache_root: Path
+    report: Report
+
+    def run(self, config) -> tuple[Attempt, MeasuredArtifact | None, dict[str, Path] | None]:
+        """The attempt; the measured artifact if it passed (its runtime closed); the built files if it was built."""
+        name, label, config_dict = self.target.name, config.label(), config.model_dump(mode="json")
+        skip = self.target.cannot_pass(self.options, config, self.inputs)
         if skip:
-            attempts.append(Attempt(config_dict, skipped=skip))
-            report(f"{name}: {label} → skipped: {skip}")
-            continue
-        report(f"{name}: building {label}")
+            self.report(f"{name}: {label} → skipped: {skip}")
+            return Attempt(config_dict, skipped=skip), None, None
+        self.report(f"{name}: building {label}")
+        files = None
         try:
-            files = build_candidate(target, inputs, options, config, cache_root)
+            files = build_candidate(self.target, self.inputs, self.options, config, self.cache_root)
             release_memory()  # what the converter freed goes back before the runtime opens the artifact
-            artifact = measure_artifact(target, files, inputs, reference)
+            artifact = measure_artifact(self.target, files, self.inputs, self.reference)
         except Exception as exc:
-            attempts.append(Attempt(config_dict, error=failure(exc)))
-            report(f"{name}: {label} → failed: {failure(exc)}")
-            continue
-        decision = check_fidelity(artifact.fidelity, gate)
-        attempts.append(Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed))
-        report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
-        if decision.passed:
-            return FormatOutcome(name, target_class, gate, attempts, artifact.closed())
+            self.report(f"{name}: {label} → failed: {failure(exc)}")
+            return Attempt(config_dict, error=failure(exc)), None, None
+        decision = check_fidelity(artifact.fidelity, self.gate)
+        self.report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
+        attempt = Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed)
+        passed = artifact.closed() if decision.passed else None
         del artifact
         release_memory()
-    return FormatOutcome(name, target_class, gate, attempts, None)
+        return attempt, passed, files
+
+
+def keep_search(trial: Trial, base, files: dict[str, Path],
+                attempts: list[Attempt]) -> tuple[MeasuredArtifact, KeptPrecise] | None:
+    """The accuracy-aware search from `base`, a built candidate that missed its gate: the target ranks its nodes by
+    the error each causes (ONNX Runtime's quantization debugger), and `search_kept` finds the fewest top-ranked
+    ones to keep precise that pass, in a bounded number of builds. Every build is an attempt; the passing
+    artifact with the fewest kept nodes is returned."""
+    from .targets.sensitivity import search_kept
+
+    target = trial.target
+    try:
+        ranking = target.sensitivity(trial.options, trial.inputs, base, files)
+    except Exception as exc:
+        trial.report(f"{target.name}: ranking the nodes failed → {failure(exc)}")
+        return None
+    if not ranking or not ranking.nodes:
+        return None
+    trial.report(f"{target.name}: {len(ranking.nodes)} nodes ranked by the error they cause; keeping the worst precise")
+    passing: dict[int, MeasuredArtifact] = {}
+
+    def passes(kept: int) -> bool:
+        attempt, artifact, _ = trial.run(target.keeping(base, ranking.nodes[:kept]))
+        attempts.append(attempt)
+        if artifact is not None:
+            passing[kept] = artifact
+        return artifact is not None
+
+    probes = search_kept(len(ranking.nodes), passes)
+    if not passing:
+        return None
+    fewest = min(passing)
+    searched = attempts[len(attempts) - len(probes):]
+    chosen = searched[[p.kept for p in probes].index(fewest)]
+    superseded = [a if not a.passed or a is chosen else replace(
+        a, passed=False, gate=f"{a.gate} (not kept: keeping {fewest} nodes passes too)") for a in searched]
+    attempts[len(attempts) - len(probes):] = [a for a in superseded if a is not chosen] + [chosen]
+    nodes = ranking.nodes[:fewest]
+    kept = KeptPrecise(nodes, target.kept_as, len(ranking.nodes), ranking.layers_of(nodes), base.model_dump(mode="json"),
+                       sum(p.stat().st_size for p in files.values()))
+    return passing[fewest], kept
 
 
 def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
@@ -154,10 +226,16 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
                   cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
                   config=last.config if last else {}, fidelity=last.fidelity if last else None)
     if artifact is None:
-        reason = (last.error and f"failed: {last.error}") or (last.skipped and f"skipped: {last.skipped}") or \
-            last.gate if last else "no candidate"
+        measured = [a for a in outcome.attempts if a.fidelity is not None]
+        if measured:  # the closest miss, not whichever came last
+            best = max(measured, key=lambda a: a.fidelity.headline)
+            fields.update(config=best.config, fidelity=best.fidelity)
+            reason = f"best of {len(outcome.attempts)} attempts {best.gate}"
+        else:
+            reason = (last.error and f"failed: {last.error}") or (last.skipped and f"skipped: {last.skipped}") or \
+                last.gate if last else "no candidate"
         return VariantResult(passed=False, gate=reason, **fields)
-    fields.update(size_bytes=artifact.size_bytes, files=artifact.files)
+    fields.update(size_bytes=artifact.size_bytes, files=artifact.files, kept=outcome.kept)
     return VariantResult(**{"passed": True, "gate": "pass", **fields, **measured})
 
 

@@ -31,6 +31,24 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class KeptPrecise:
+    """What the accuracy-aware search kept at higher precision, and what that cost in size against the fully
+    quantized build it started from."""
+
+    nodes: tuple[str, ...]
+    kept_as: str  # what precise means for the format: "float", "16-bit weights"
+    ranked: int  # nodes the search ranked
+    layers: tuple[int, ...]  # encoder layers the kept nodes sit in
+    base_config: dict
+    base_size_bytes: int
+
+    def as_dict(self) -> dict:
+        return {"nodes": list(self.nodes), "count": len(self.nodes), "kept_as": self.kept_as, "ranked": self.ranked,
+                "layers": list(self.layers), "base_config": self.base_config,
+                "base_size_bytes": self.base_size_bytes}
+
+
+@dataclass(frozen=True)
 class VariantResult:
     """One row of the results: the fp32 reference or an artifact, with everything measured about it."""
 
@@ -53,6 +71,7 @@ class VariantResult:
     files: dict[str, Path] = field(default_factory=dict)
     gate_thresholds: dict = field(default_factory=dict)
     evaluation_note: str = ""  # how task scores were computed, where it differs from the measured runtime
+    kept: KeptPrecise | None = None  # the accuracy-aware search's nodes kept precise, if it ran and passed
 
     @property
     def quality(self) -> dict[str, float]:
@@ -71,6 +90,7 @@ class VariantResult:
             "evaluation_note": self.evaluation_note, "speed": self.speed.as_dict() if self.speed else None,
             "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
+            "kept_precise": self.kept.as_dict() if self.kept else None,
         }
 
 

@@ -24,6 +24,11 @@ class Fidelity:
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    @property
+    def headline(self) -> float:
+        """The figure attempts are ranked by: mean cosine, or score correlation."""
+        return self.mean_cosine if self.kind == "cosine" else self.spearman
+
     def summary(self) -> str:
         if self.kind == "cosine":
             return f"cos mean {self.mean_cosine:.4f} p5 {self.p5_cosine:.4f}"

@@ -17,6 +17,7 @@ from ..paths import TEMPLATES_DIR
 from ..runtimes import ModelIO, Runtime
 from ..source import SourceModel
 from ..spec import GateSpec, ModelSpec
+from .sensitivity import Ranking
 
 REGISTERED: dict[str, type[Target]] = {}
 
@@ -35,9 +36,20 @@ class CandidateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def label(self) -> str:
-        """'key=value,...' for progress lines and cache folders; tuples read 'MatMul+Gemm'."""
-        return ",".join(f"{k}={'+'.join(v) if isinstance(v, tuple) else v}"
-                        for k, v in sorted(dict(self).items())) or "default"
+        """'key=value,...' for progress lines and cache folders, without optional fields left at their default;
+        tuples read 'MatMul+Gemm', long ones (the nodes a search kept) their length and a digest."""
+        import hashlib
+
+        def value(v) -> str:
+            if not isinstance(v, tuple):
+                return str(v)
+            if len(v) <= 3:
+                return "+".join(v)
+            return f"{len(v)}nodes-{hashlib.sha256('+'.join(v).encode()).hexdigest()[:8]}"
+
+        optional = {k for k, field in type(self).model_fields.items() if not field.is_required()}
+        shown = {k: v for k, v in dict(self).items() if k not in optional or v != type(self).model_fields[k].default}
+        return ",".join(f"{k}={value(v)}" for k, v in sorted(shown.items())) or "default"
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class Target(ABC):
     options_model: ClassVar[type[TargetOptions]] = TargetOptions
     default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
     usage_template: ClassVar[Path | None] = None  # default: templates/formats/<name>.md.j2
+    kept_as: ClassVar[str] = "float"  # how the accuracy-aware search keeps a node precise (see `keeping`)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -105,6 +118,17 @@ class Target(ABC):
     def evaluation_view(self, files: dict[str, Path]) -> Runtime | None:
         """A cheaper view of the same graph for task evaluation (see QdqTarget); None: the artifact's own runtime."""
         return None
+
+    def sensitivity(self, options: TargetOptions, inputs: BuildInputs, config: CandidateConfig,
+                    files: dict[str, Path]) -> Ranking | None:
+        """The nodes of `config`'s build (`files`, which missed the gate) ranked by the error they cause, most
+        first; the accuracy-aware search then keeps the fewest of them precise that pass (`keeping`). None: this
+        format has no such search."""
+        return None
+
+    def keeping(self, config: CandidateConfig, nodes: tuple[str, ...]) -> CandidateConfig:
+        """`config` with `nodes` kept at higher precision (float, or 16-bit where the device runs it)."""
+        raise NotImplementedError(f"{self.name} keeps no nodes precise")
 
     def cannot_pass(self, options: TargetOptions, config: CandidateConfig, inputs: BuildInputs) -> str | None:
         """Why `config` cannot pass the gate, where a probe far cheaper than building it can tell (see QdqTarget);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -9,13 +11,16 @@ from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
 from .attention_mask import fill_fused_attention
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
-from .qdq import ffn_output_matmuls
+from .qdq import calibration_feeds, graph_input_names
+from .sensitivity import Ranking, dynamic_rounding, rank_nodes
+
+SENSITIVITY_TEXTS = 4
 
 
 class Int8Config(CandidateConfig):
     fusion: Literal["bert", "none"]  # ONNX Runtime's transformer-optimizer fusion type, or the unfused export
     per_channel: bool = True
-    skip_ffn_out: bool = False
+    keep: tuple[str, ...] = ()  # nodes left in float by the accuracy-aware search
 
 
 # ONNX Runtime's optimizer fuses per model family: the encoder families of optimum's `ORTConfigManager` map from
@@ -71,31 +76,53 @@ class OnnxDynamicInt8Target(Target):
         """Per-tensor weights run no faster than per-channel on VNNI CPUs and lose accuracy once attention's Q, K and
         V weights are packed into one tensor, so only per-channel is tried (benchmarks/RESULTS.md). FastGelu, the
         tanh approximation, is a vectorised kernel where exact GELU is not; its error sits far below int8's.
-        Architectures the optimizer has no fusions for (and fusions that fail) fall back to the unfused export."""
-        fusion = fusion_type(inputs.source.model_type)
-        steps = [Int8Config(fusion="none"), Int8Config(fusion="none", skip_ffn_out=True)]
-        if fusion == "bert":
-            steps = [Int8Config(fusion="bert"), Int8Config(fusion="bert", skip_ffn_out=True), steps[0]]
-        return steps
+        Architectures the optimizer has no fusions for (and fusions that fail) fall back to the unfused export.
+        A candidate that misses the gate is searched on (`sensitivity`) before the next one is tried."""
+        if fusion_type(inputs.source.model_type) == "bert":
+            return [Int8Config(fusion="bert"), Int8Config(fusion="none")]
+        return [Int8Config(fusion="none")]
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: Int8Config,
               out_dir: Path) -> dict[str, Path]:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        fused = config.fusion != "none"
-        graph = out_dir / "fused.onnx" if fused else inputs.bounded_onnx
-        if fused:
-            fuse(inputs.fp32_onnx, graph, config.fusion, inputs.source.config)  # fused attention takes its own fill (fuse)
-            release_memory()
-        target = out_dir / "model_quantized.onnx"
-        quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
-                         nodes_to_exclude=ffn_output_matmuls(graph) if config.skip_ffn_out else [],
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        if fused:
+        with self._float_graph(inputs, config, out_dir) as graph:
+            target = out_dir / "model_quantized.onnx"
+            quantize_dynamic(graph, target, weight_type=QuantType.QInt8, per_channel=config.per_channel,
+                             nodes_to_exclude=list(config.keep),
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        return {"onnx/model_quantized.onnx": target}
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _float_graph(inputs: BuildInputs, config: Int8Config, out_dir: Path):
+        """The float graph `config` quantizes: ONNX Runtime's fusions of the export (the fused attention takes its
+        own fill, see fuse), written to `out_dir` for the block, or the bounded export."""
+        if config.fusion == "none":
+            yield inputs.bounded_onnx
+            return
+        graph = out_dir / "fused.onnx"
+        fuse(inputs.fp32_onnx, graph, config.fusion, inputs.source.config)
+        release_memory()
+        try:
+            yield graph
+        finally:
             graph.unlink()
             graph.with_name(graph.name + ".data").unlink()
-        return {"onnx/model_quantized.onnx": target}
+
+    def sensitivity(self, options: TargetOptions, inputs: BuildInputs, config: Int8Config,
+                    files: dict[str, Path]) -> Ranking:
+        """Dynamic quantization rounds each activation on a grid spanning that call's range: a few outlier
+        channels widen it for all the others. Ranked on the float graph `config` quantizes."""
+        round_weight, round_activation = dynamic_rounding(per_channel=config.per_channel)
+        with tempfile.TemporaryDirectory() as tmp, self._float_graph(inputs, config, Path(tmp)) as graph:
+            feeds = calibration_feeds(inputs, graph_input_names(graph), SENSITIVITY_TEXTS)
+            return rank_nodes(graph, feeds, round_weight=round_weight, round_activation=round_activation,
+                              num_layers=inputs.source.config.get("num_hidden_layers", 0))
+
+    def keeping(self, config: Int8Config, nodes: tuple[str, ...]) -> Int8Config:
+        return config.model_copy(update={"keep": nodes})
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
         return OrtRuntime(files["onnx/model_quantized.onnx"])

@@ -39,6 +39,40 @@ def attention_at_inference_precision():
 class NncfConfig(CandidateConfig):
     preset: Literal["performance", "mixed"]
     smooth_quant_alpha: float
+    accuracy_control: bool = False  # NNCF's quantize_with_accuracy_control: reverts the most sensitive layers
+
+
+ACCURACY_TEXTS = 64  # validation texts for NNCF's accuracy control (calibration texts, not the fidelity ones)
+
+
+def closeness_to(original, feeds: list[dict]):
+    """NNCF's validation function for accuracy control: per text, the cosine between the quantized model's
+    mean-pooled output and the original's (for score outputs, 1 - |difference| / the scores' spread). The
+    original's outputs are computed once."""
+    import numpy as np
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(original, "CPU")
+    expected = [compiled(feed)[0] for feed in feeds]
+    spread = float(np.std([e.ravel() for e in expected])) or 1.0
+
+    def pooled(output, feed):
+        if output.ndim < 3:
+            return output.ravel()
+        mask = feed.get("attention_mask", np.ones(output.shape[:2]))[..., None]
+        return (output * mask).sum(axis=1).ravel() / mask.sum()
+
+    def validate(model, data) -> tuple[float, list[float]]:
+        per_text = []
+        for feed, original_out in zip(data, expected):
+            got, want = pooled(model(feed)[0], feed), pooled(original_out, feed)
+            if want.size == 1:
+                per_text.append(1.0 - float(abs(got - want).item()) / spread)
+            else:
+                per_text.append(float(got @ want / (np.linalg.norm(got) * np.linalg.norm(want) + 1e-12)))
+        return float(np.mean(per_text)), per_text
+
+    return validate
 
 
 @contextlib.contextmanager
@@ -155,9 +189,12 @@ class OpenVinoInt8Target(OpenVinoTarget):
         """Symmetric activations (performance preset) are fastest on CPUs; asymmetric ones (mixed preset) trade speed
         for accuracy. SmoothQuant only moves scale between activations and weights, so it costs no run time and
         is always on: without it MiniLM's FFN outliers cost 0.013 cosine; alpha 0.98 kept 0.0001-0.0003 more
-        cosine than 0.85-0.95 on MiniLM at the same speed."""
-        return [NncfConfig(preset="performance", smooth_quant_alpha=0.98),
-                NncfConfig(preset="mixed", smooth_quant_alpha=0.98)]
+        cosine than 0.85-0.95 on MiniLM at the same speed.
+        Last, NNCF's accuracy control: the performance preset with the layers that cost most reverted to float until
+        the quantized model keeps the gate's mean cosine on the validation texts."""
+        first = NncfConfig(preset="performance", smooth_quant_alpha=0.98)
+        return [first, first.model_copy(update={"preset": "mixed"}),
+                first.model_copy(update={"accuracy_control": True})]
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
               out_dir: Path) -> dict[str, Path]:
@@ -172,11 +209,20 @@ class OpenVinoInt8Target(OpenVinoTarget):
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)
         )
+        common = dict(preset=preset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
+                      ignored_scope=attention_at_inference_precision())
         with quiet_nncf():
-            quantized = nncf.quantize(model, nncf.Dataset(items), preset=preset,
-                                      model_type=nncf.ModelType.TRANSFORMER, subset_size=len(items),
-                                      ignored_scope=attention_at_inference_precision(),
-                                      advanced_parameters=advanced)
+            if config.accuracy_control:
+                # padded to one length: NNCF stacks the outputs of the texts it ranks layers on
+                validation = calibration_feeds(inputs, names, ACCURACY_TEXTS, inputs.spec.max_length)
+                gate = self.gate(options, inputs.spec)
+                # pooled token outputs stand in for the model's own pooling: keep half the gate's margin
+                max_drop = (1 - (gate.min_mean_cosine if inputs.spec.task != "cross-encoder" else gate.min_spearman)) / 2
+                quantized = nncf.quantize_with_accuracy_control(
+                    model, nncf.Dataset(items), nncf.Dataset(validation), closeness_to(model, validation),
+                    max_drop=max_drop, advanced_quantization_parameters=advanced, **common)
+            else:
+                quantized = nncf.quantize(model, nncf.Dataset(items), advanced_parameters=advanced, **common)
         xml = out_dir / "openvino_model_qint8_quantized.xml"
         ov.save_model(quantized, str(xml), compress_to_fp16=False)
         return {f"{self.file_stem}.xml": xml, f"{self.file_stem}.bin": xml.with_suffix(".bin")}

@@ -1,5 +1,4 @@
-"""Shared by the quantizing targets: fixed-shape graphs, calibration feeds over real texts, the sensitive-node
-finder, and `QdqTarget`, the ordered configuration search for the NPU formats (qnn, amd)."""
+"""Shared by the quantizing targets: fixed-shape graphs, calibration feeds over real texts, and `QdqTarget`, the ordered configuration search for the NPU formats (qnn, amd)."""
 
 from __future__ import annotations
 
@@ -13,8 +12,10 @@ from pydantic import Field
 from ..runtimes import OrtRuntime, feed_for
 from .attention_mask import additive_attention_mask
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
+from .sensitivity import Ranking
 
 Int8Or16 = Literal["uint8", "int8", "uint16", "int16"]
+SENSITIVITY_TEXTS = 4
 
 
 def quant_type(name: str):
@@ -122,30 +123,6 @@ class TextCalibrationReader:
         return next(self._feeds, None)
 
 
-ACTIVATION_OPS = {"Gelu", "FastGelu", "BiasGelu", "QuickGelu", "Erf", "Tanh", "Relu"}
-
-
-def ffn_output_matmuls(model_path: Path) -> list[str]:
-    """The MatMuls fed by each layer's FFN activation (GELU as one op or as its Erf/Tanh decomposition): their
-    inputs carry the activation outliers that break 8-bit ranges. Found from the graph, not from node names, so
-    it holds for every encoder architecture."""
-    import onnx
-
-    graph = onnx.load(str(model_path), load_external_data=False).graph
-    producer = {out: node for node in graph.node for out in node.output}
-
-    def after_activation(tensor: str, depth: int) -> bool:
-        node = producer.get(tensor)
-        if node is None:
-            return False
-        if node.op_type in ACTIVATION_OPS:
-            return True
-        return depth > 0 and node.op_type in ("Mul", "Add", "Div") and any(
-            after_activation(i, depth - 1) for i in node.input)
-
-    return [n.name for n in graph.node if n.op_type == "MatMul" and after_activation(n.input[0], 4)]
-
-
 class QdqOptions(TargetOptions):
     activation_type: Literal["uint8", "uint16"] = "uint16"
     calibration_samples: int = Field(64, ge=4, le=1000)
@@ -159,7 +136,7 @@ class QdqConfig(CandidateConfig):
     ops: tuple[str, ...] | None  # None: every op type the quantizer knows
     calibration: Literal["minmax", "percentile"] = "minmax"
     samples_x: int = 1
-    exclude_ffn_out: bool = False
+    keep: tuple[str, ...] = ()  # nodes the accuracy-aware search keeps precise (how: see the subclass's `quantize`)
 
 
 class QdqTarget(Target):
@@ -178,15 +155,14 @@ class QdqTarget(Target):
 
     def candidates(self, options: QdqOptions, inputs: BuildInputs) -> list[QdqConfig]:
         """In order of cost to the NPU: every op per-tensor (fastest, usually wrecks encoders), then per-channel
-        MatMul/Gemm only, then 4x the calibration texts with percentile ranges, then the sensitive FFN-output
-        MatMuls left in float, and last 16-bit activations."""
+        MatMul/Gemm only (searched on when it misses, see `sensitivity`), then 4x the calibration texts with
+        percentile ranges, and last 16-bit activations."""
         matmul = QdqConfig(activation_type=options.activation_type, weight_type=self.weight_type(options),
                            per_channel=True, ops=("MatMul", "Gemm"))
         steps = [
             matmul.model_copy(update={"per_channel": False, "ops": None}),
             matmul,
             matmul.model_copy(update={"calibration": "percentile", "samples_x": 4}),
-            matmul.model_copy(update={"calibration": "percentile", "samples_x": 4, "exclude_ffn_out": True}),
         ]
         if options.activation_type != "uint16":
             steps.append(matmul.model_copy(update={"activation_type": "uint16"}))
@@ -208,9 +184,26 @@ class QdqTarget(Target):
         return (f"the attention mask constant {value:.3g} is added to the scores in {add}; quantized per tensor, "
                 f"that sum's step would be {abs(value) / levels:.2g}, so every score rounds to one value")
 
+    def sensitivity(self, options: QdqOptions, inputs: BuildInputs, config: QdqConfig,
+                    files: dict[str, Path]) -> Ranking:
+        """Ranked on the fixed-shape float graph over padded texts, rounded with the QDQ file's own scales."""
+        import tempfile
+
+        from .sensitivity import qdq_rounding, rank_nodes
+
+        seq = options.sequence_length or inputs.spec.max_length
+        round_weight, round_activation = qdq_rounding(files["onnx/model.onnx"])
+        with tempfile.TemporaryDirectory() as tmp:
+            fixed = fix_shape(inputs.fp32_onnx, Path(tmp) / "fixed.onnx", 1, seq, qdq_opset(config))
+            feeds = calibration_feeds(inputs, graph_input_names(fixed), SENSITIVITY_TEXTS, pad_to=seq)
+            return rank_nodes(fixed, feeds, round_weight=round_weight, round_activation=round_activation,
+                              num_layers=inputs.source.config.get("num_hidden_layers", 0))
+
+    def keeping(self, config: QdqConfig, nodes: tuple[str, ...]) -> QdqConfig:
+        return config.model_copy(update={"keep": nodes})
+
     @abstractmethod
-    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig,
-                 excluded: list[str] | None) -> None:
+    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig) -> None:
         """Write the QDQ graph of `fixed` to `target` as this NPU's execution provider wants it, with
         `reader.OPTIONS` among the quantizer's extra options and its weights in external data (the quantizer's
         calibration copy of the model then drops them once written, instead of holding them beside its session)."""
@@ -225,7 +218,7 @@ class QdqTarget(Target):
         release_memory()
         reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config.samples_x, seq)
         quantized = out_dir / "quantized.onnx"
-        self.quantize(fixed, quantized, reader, config, ffn_output_matmuls(fixed) if config.exclude_ffn_out else None)
+        self.quantize(fixed, quantized, reader, config)
         remove_onnx(fixed)
         release_memory()
         target = out_dir / "model.onnx"
