@@ -42,7 +42,11 @@ class NncfConfig(CandidateConfig):
     accuracy_control: bool = False  # NNCF's quantize_with_accuracy_control: reverts the most sensitive layers
 
 
-ACCURACY_TEXTS = 64  # validation texts for NNCF's accuracy control (calibration texts, not the fidelity ones)
+# NNCF's accuracy control, bounded: validation texts (calibration texts, not the fidelity ones), texts its layer
+# ranking compares outputs on, and quantizer groups it may revert one validation pass at a time
+ACCURACY_TEXTS = 32
+ACCURACY_RANKING_TEXTS = 8
+ACCURACY_MAX_REVERTS = 8
 
 
 def closeness_to(original, feeds: list[dict]):
@@ -218,9 +222,12 @@ class OpenVinoInt8Target(OpenVinoTarget):
                 gate = self.gate(options, inputs.spec)
                 # pooled token outputs stand in for the model's own pooling: keep half the gate's margin
                 max_drop = (1 - (gate.min_mean_cosine if inputs.spec.task != "cross-encoder" else gate.min_spearman)) / 2
+                restorer = nncf.AdvancedAccuracyRestorerParameters(
+                    max_num_iterations=ACCURACY_MAX_REVERTS, ranking_subset_size=ACCURACY_RANKING_TEXTS)
                 quantized = nncf.quantize_with_accuracy_control(
                     model, nncf.Dataset(items), nncf.Dataset(validation), closeness_to(model, validation),
-                    max_drop=max_drop, advanced_quantization_parameters=advanced, **common)
+                    max_drop=max_drop, advanced_quantization_parameters=advanced,
+                    advanced_accuracy_restorer_parameters=restorer, **common)
             else:
                 quantized = nncf.quantize(model, nncf.Dataset(items), advanced_parameters=advanced, **common)
         xml = out_dir / "openvino_model_qint8_quantized.xml"
