@@ -78,11 +78,16 @@ def float_activations(float_model: Path, feeds: Sequence[dict[str, np.ndarray]])
 
 def rank_nodes(float_model: Path, feeds: Sequence[dict[str, np.ndarray]], *, round_weight: Rounding,
                round_activation: Rounding, num_layers: int) -> Ranking:
-    """The quantizable nodes of `float_model` ranked by the output noise rounding adds at each. Layers are
-    counted from the graph's order (the exporter keeps no module names on nodes): every encoder layer holds the
+    """The quantizable nodes of an ONNX float graph ranked by the output noise rounding adds at each."""
+    return rank(weighted_nodes(float_model), float_activations(float_model, feeds), round_weight=round_weight,
+                round_activation=round_activation, num_layers=num_layers)
+
+
+def rank(nodes: Sequence[WeightedNode], activations: dict[str, list[np.ndarray]], *, round_weight: Rounding,
+         round_activation: Rounding, num_layers: int) -> Ranking:
+    """`nodes` (in graph order) ranked by the output noise rounding adds at each, from their float inputs. Layers
+    are counted from the graph's order (exporters keep no module names on nodes): every encoder layer holds the
     same number of quantizable nodes."""
-    nodes = weighted_nodes(float_model)
-    activations = float_activations(float_model, feeds)
     noise = {}
     for node in nodes:
         if node.activation not in activations:
@@ -106,21 +111,40 @@ def fake_quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low:
     return (np.clip(np.round(x / scale) + zero_point, low, high) - zero_point) * scale
 
 
-def dynamic_rounding(weight_bits: int = 8, per_channel: bool = True) -> tuple[Rounding, Rounding]:
-    """ONNX Runtime's dynamic quantization: symmetric signed weights (per output channel or per tensor), and each
-    call's activation on an unsigned 8-bit grid spanning its own range (and zero)."""
-    top = 2 ** (weight_bits - 1) - 1
+def symmetric_weights(bits: int = 8, per_channel: bool = True) -> Rounding:
+    """Signed symmetric weights, one scale per output channel (or per tensor)."""
+    top = 2 ** (bits - 1) - 1
 
     def weight(_, w):
         scale = np.abs(w).max(axis=0 if per_channel else None, keepdims=per_channel) / top
         return fake_quantize(w, np.maximum(scale, 1e-12), np.zeros_like(scale), -top, top)
 
+    return weight
+
+
+def dynamic_rounding(weight_bits: int = 8, per_channel: bool = True) -> tuple[Rounding, Rounding]:
+    """ONNX Runtime's dynamic quantization: symmetric signed weights, and each call's activation on an unsigned
+    8-bit grid spanning its own range (and zero)."""
     def activation(_, x):
         low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         scale = max((high - low) / 255, 1e-12)
         return fake_quantize(x, np.float32(scale), np.float32(round(-low / scale)), 0, 255)
 
-    return weight, activation
+    return symmetric_weights(weight_bits, per_channel), activation
+
+
+def static_rounding(activations: dict[str, list[np.ndarray]], nodes: Sequence[WeightedNode]) -> tuple[Rounding,
+                                                                                                    Rounding]:
+    """Static 8-bit quantization as NNCF's performance preset does it: symmetric per-channel weights, and each
+    input on one symmetric per-tensor grid spanning what calibration saw."""
+    ranges = {n.name: max(float(np.abs(x).max()) for x in activations[n.activation])
+              for n in nodes if n.activation in activations}
+
+    def activation(name, x):
+        scale = max(ranges[name] / 127, 1e-12)
+        return fake_quantize(x, np.float32(scale), np.float32(0), -128, 127)
+
+    return symmetric_weights(), activation
 
 
 def qdq_rounding(qdq_model: Path) -> tuple[Rounding, Rounding]:
