@@ -191,6 +191,12 @@ def test_dense_layer_and_max_pooling_publish_with_all_modules(session_dir):
                                          Dense(64, 32, activation_function=__import__("torch").nn.Tanh()),
                                          Normalize()], device="cpu")
     model.save(str(folder / "st"))
+    # sentence-transformers 6 names its modules by new paths that version 5 (the ONNX client below) cannot import;
+    # the classic names, which most Hub models carry, load in both
+    modules = json.loads((folder / "st" / "modules.json").read_text())
+    for module in modules:
+        module["type"] = "sentence_transformers.models." + module["type"].rsplit(".", 1)[1]
+    (folder / "st" / "modules.json").write_text(json.dumps(modules, indent=2))
     (folder / "st" / "README.md").write_text("---\nlicense: mit\n---\n# tiny dense model\n")
     result, results, out = publish_dry_run(session_dir, "tiny-dense", folder / "st",
                                            {"task": "sentence-embedding"}, "onnx,ov")

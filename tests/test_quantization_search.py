@@ -98,7 +98,7 @@ def test_qnn_keeps_its_nodes_as_16_bit_weights_in_the_file(outlier_published):
     assert {bits[n] for n in set(bits) - kept} == {np.dtype(np.int8)}
 
 
-def test_not_published_names_the_best_attempt_and_the_card_says_what_was_kept(outlier_published):
+def test_the_card_says_what_was_kept(outlier_published):
     _, variants, out = outlier_published
     card = (out / "outlier-minilm-qnn" / "README.md").read_text()
     kept = variants["qnn"]["kept_precise"]
@@ -118,3 +118,18 @@ def test_search_kept_gallops_then_bisects():
     assert min(p.kept for p in probes if p.passed) == 5
     assert [p.kept for p in search_kept(3, lambda k: False)] == [1, 2, 3]
     assert len(search_kept(10_000, lambda k: k >= 9_000)) == 7  # bounded: the best found within the budget
+
+
+def test_not_published_names_the_closest_attempt_and_the_check_it_missed():
+    from hubforge.evaluation.fidelity import Fidelity
+    from hubforge.pipeline import FormatOutcome, _variant
+    from hubforge.results import Attempt
+    from hubforge.spec import GateSpec
+    from hubforge.targets import get_target
+
+    close = Attempt({"fusion": "bert"}, Fidelity("cosine", 8, 0.9896, 0.97), "fail (fidelity): mean cosine 0.9896 < 0.99")
+    far = Attempt({"fusion": "none"}, Fidelity("cosine", 8, 0.8706, 0.80), "fail (fidelity): mean cosine 0.8706 < 0.99")
+    variant = _variant(FormatOutcome("int8", type(get_target("int8")), GateSpec(), [close, far], None))
+    assert not variant.passed
+    assert variant.gate == "fail (fidelity): mean cosine 0.9896 < 0.99 (the closest of 2 attempts)"
+    assert variant.config == {"fusion": "bert"} and variant.fidelity.mean_cosine == 0.9896

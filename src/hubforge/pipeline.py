@@ -230,7 +230,7 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
         if measured:  # the closest miss, not whichever came last
             best = max(measured, key=lambda a: a.fidelity.headline)
             fields.update(config=best.config, fidelity=best.fidelity)
-            reason = f"best of {len(outcome.attempts)} attempts {best.gate}"
+            reason = f"{best.gate} (the closest of {len(outcome.attempts)} attempts)"
         else:
             reason = (last.error and f"failed: {last.error}") or (last.skipped and f"skipped: {last.skipped}") or \
                 last.gate if last else "no candidate"

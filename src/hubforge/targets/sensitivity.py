@@ -67,13 +67,17 @@ def weighted_nodes(float_model: Path) -> list[WeightedNode]:
 
 def float_activations(float_model: Path, feeds: Sequence[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
     """Every input and output of the quantizable ops, per feed, from the float graph."""
+    import onnxruntime
     from onnxruntime.quantization.qdq_loss_debug import collect_activations, modify_model_output_intermediate_tensors
 
     with tempfile.TemporaryDirectory(prefix="hubforge-sensitivity-") as tmp:
         augmented = Path(tmp) / "augmented.onnx"
         modify_model_output_intermediate_tensors(str(float_model), str(augmented), op_types_for_saving=WEIGHTED_OPS,
                                                  save_as_external_data=True)
-        return collect_activations(str(augmented), list(feeds))
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL  # the debugger's default
+        options.log_severity_level = 3  # not a warning per unused initializer of the augmented graph
+        return collect_activations(str(augmented), list(feeds), session_options=options)
 
 
 def rank_nodes(float_model: Path, feeds: Sequence[dict[str, np.ndarray]], *, round_weight: Rounding,
