@@ -11,6 +11,7 @@ import pytest
 from huggingface_hub import ModelCard, snapshot_download
 
 from conftest import READ_TOKEN
+from hubforge.clients import st5_onnx_python
 
 REPOS = ["all-minilm-l6-v2-onnx", "all-minilm-l6-v2-qnn", "all-minilm-l6-v2-amd", "all-minilm-l6-v2-openvino",
          "all-minilm-l6-v2-mnn"]
@@ -69,6 +70,9 @@ def test_usage_snippets_run_against_the_published_files(published_minilm, repo):
     for code in blocks:
         check = "\nimport numpy as _np\n_out = locals().get('embeddings', locals().get('hidden'))\n" \
                 "assert _out is not None and _np.isfinite(_np.asarray(_out)).all() and _np.asarray(_out).size > 0\n"
-        done = subprocess.run([sys.executable, "-c", code + check], env=env, capture_output=True, text=True,
-                              timeout=300)
+        # backend="onnx" and optimum's ORTModel need optimum-onnx, whose own environment (transformers < 4.58) is
+        # where their users run them
+        onnx_client = 'backend="onnx"' in code or "optimum.onnxruntime" in code
+        python = str(st5_onnx_python()) if onnx_client else sys.executable
+        done = subprocess.run([python, "-c", code + check], env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"snippet failed:\n{code}\n{done.stderr[-3000:]}"

@@ -101,8 +101,9 @@ def test_the_export_stage_writes_the_bounded_graph_beside_the_exporters(minilm):
     assert bounded == export.with_name(BOUNDED_GRAPH)
     assert bounded.stat().st_size < export.with_name(EXTERNAL_DATA).stat().st_size / 100  # the weights stay shared
     assert additive_attention_mask(bounded) is None  # every fill reaching a Softmax is now MASK_FILL
-    values = [helper.get_attribute_value(n.attribute[0]) for n in onnx.load(str(bounded), load_external_data=False)
-              .graph.node if n.op_type == "Constant"]
+    graph = onnx.load(str(bounded), load_external_data=False).graph
+    values = [helper.get_attribute_value(n.attribute[0]) for n in graph.node if n.op_type == "Constant"]
+    values += [i for i in graph.initializer if not onnx.external_data_helper.uses_external_data(i)]
     assert any(onnx.numpy_helper.to_array(v).size == 1 and onnx.numpy_helper.to_array(v).item() == MASK_FILL
                for v in values if isinstance(v, onnx.TensorProto))
     written = bounded.stat().st_mtime_ns

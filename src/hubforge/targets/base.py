@@ -37,13 +37,14 @@ class CandidateConfig(BaseModel):
 
     def label(self) -> str:
         """'key=value,...' for progress lines and cache folders, without optional fields left at their default;
-        tuples read 'MatMul+Gemm', long ones (the nodes a search kept) their length and a digest."""
+        tuples read 'MatMul+Gemm', others (the nodes a search kept) their length and a digest."""
         import hashlib
+        import re
 
         def value(v) -> str:
             if not isinstance(v, tuple):
                 return str(v)
-            if len(v) <= 3:
+            if len(v) <= 3 and all(re.fullmatch(r"\w+", item) for item in v):
                 return "+".join(v)
             return f"{len(v)}nodes-{hashlib.sha256('+'.join(v).encode()).hexdigest()[:8]}"
 
