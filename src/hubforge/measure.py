@@ -13,6 +13,10 @@ from .runtimes import TextEncoder
 from .targets.base import BuildInputs, Target
 
 
+def size_of(files: dict[str, Path]) -> int:
+    return sum(p.stat().st_size for p in files.values())
+
+
 @dataclass(frozen=True)
 class MeasuredArtifact:
     files: dict[str, Path]
@@ -22,7 +26,7 @@ class MeasuredArtifact:
 
     @property
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.files.values())
+        return size_of(self.files)
 
     def closed(self) -> MeasuredArtifact:
         """The measurement without its open runtime: what crosses to the evaluation step's process."""

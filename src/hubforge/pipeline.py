@@ -28,7 +28,7 @@ from .evaluation.speed import Speed, measure_speed
 from .evaluation.tasks import TaskScore, check_tasks, evaluate_tasks, write_mteb_results
 from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
-from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact
+from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact, size_of
 from .paths import cache_dir
 from .reference import Reference, compute_reference, model_io
 from .results import Attempt, KeptPrecise, RunResult, VariantResult
@@ -36,7 +36,8 @@ from .runtimes import ModelIO, ReferenceEncoder, TextEncoder, TorchRuntime, thre
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
 from .targets import get_target
-from .targets.base import BuildInputs, Target
+from .targets.base import BuildInputs, Target, TargetOptions
+from .targets.sensitivity import search_kept
 from .workers import Step, StepResult, cores, run_step, run_steps, start_server
 
 Report = Callable[[str], None]
@@ -145,7 +146,7 @@ class Trial:
     """Builds, measures and gates one candidate of one format."""
 
     target: Target
-    options: object  # the target's TargetOptions
+    options: TargetOptions
     gate: GateSpec
     inputs: BuildInputs
     reference: Reference
@@ -180,11 +181,9 @@ class Trial:
 def keep_search(trial: Trial, base, files: dict[str, Path],
                 attempts: list[Attempt]) -> tuple[MeasuredArtifact, KeptPrecise] | None:
     """The accuracy-aware search from `base`, a built candidate that missed its gate: the target ranks its nodes by
-    the error each causes (ONNX Runtime's quantization debugger), and `search_kept` finds the fewest top-ranked
-    ones to keep precise that pass, in a bounded number of builds. Every build is an attempt; the passing
-    artifact with the fewest kept nodes is returned."""
-    from .targets.sensitivity import search_kept
-
+    the error each causes, and `search_kept` finds the fewest top-ranked ones to keep precise that pass, in a
+    bounded number of builds. Every build is an attempt (appended to `attempts`, the chosen one last; a passing
+    build that keeps more nodes than the chosen one is recorded as not kept); returns the chosen artifact."""
     target = trial.target
     try:
         ranking = target.sensitivity(trial.options, trial.inputs, base, files)
@@ -194,28 +193,26 @@ def keep_search(trial: Trial, base, files: dict[str, Path],
     if not ranking or not ranking.nodes:
         return None
     trial.report(f"{target.name}: {len(ranking.nodes)} nodes ranked by the error they cause; keeping the worst precise")
-    passing: dict[int, MeasuredArtifact] = {}
+    searched: dict[int, tuple[Attempt, MeasuredArtifact | None]] = {}
 
     def passes(kept: int) -> bool:
         attempt, artifact, _ = trial.run(target.keeping(base, ranking.nodes[:kept]))
-        attempts.append(attempt)
-        if artifact is not None:
-            passing[kept] = artifact
+        searched[kept] = attempt, artifact
         return artifact is not None
 
-    probes = search_kept(len(ranking.nodes), passes)
-    if not passing:
+    search_kept(len(ranking.nodes), passes)
+    fewest = min((kept for kept, (_, artifact) in searched.items() if artifact is not None), default=None)
+    if fewest is None:
+        attempts.extend(attempt for attempt, _ in searched.values())
         return None
-    fewest = min(passing)
-    searched = attempts[len(attempts) - len(probes):]
-    chosen = searched[[p.kept for p in probes].index(fewest)]
-    superseded = [a if not a.passed or a is chosen else replace(
-        a, passed=False, gate=f"{a.gate} (not kept: keeping {fewest} nodes passes too)") for a in searched]
-    attempts[len(attempts) - len(probes):] = [a for a in superseded if a is not chosen] + [chosen]
+    superseded = f" (not kept: keeping {fewest} nodes passes too)"
+    attempts.extend(replace(attempt, passed=False, gate=attempt.gate + superseded) if attempt.passed else attempt
+                    for kept, (attempt, _) in searched.items() if kept != fewest)
+    chosen, artifact = searched[fewest]
+    attempts.append(chosen)
     nodes = ranking.nodes[:fewest]
-    kept = KeptPrecise(nodes, target.kept_as, len(ranking.nodes), ranking.layers_of(nodes), base.model_dump(mode="json"),
-                       sum(p.stat().st_size for p in files.values()))
-    return passing[fewest], kept
+    return artifact, KeptPrecise(nodes, target.kept_as, len(ranking.nodes), ranking.layers_of(nodes),
+                                 base.model_dump(mode="json"), size_of(files))
 
 
 def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
@@ -226,9 +223,9 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
                   cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
                   config=last.config if last else {}, fidelity=last.fidelity if last else None)
     if artifact is None:
-        measured = [a for a in outcome.attempts if a.fidelity is not None]
-        if measured:  # the closest miss, not whichever came last
-            best = max(measured, key=lambda a: a.fidelity.headline)
+        gated = [a for a in outcome.attempts if a.fidelity is not None]
+        if gated:  # the closest miss, not whichever came last
+            best = max(gated, key=lambda a: a.fidelity.headline)
             fields.update(config=best.config, fidelity=best.fidelity)
             reason = f"{best.gate} (the closest of {len(outcome.attempts)} attempts)"
         else:

@@ -128,8 +128,9 @@ class Target(ABC):
         return None
 
     def keeping(self, config: CandidateConfig, nodes: tuple[str, ...]) -> CandidateConfig:
-        """`config` with `nodes` kept at higher precision (float, or 16-bit where the device runs it)."""
-        raise NotImplementedError(f"{self.name} keeps no nodes precise")
+        """`config` with `nodes` kept at higher precision (`kept_as`): a searched format's configuration carries
+        them in a `keep` field, which its build reads."""
+        return config.model_copy(update={"keep": nodes})
 
     def cannot_pass(self, options: TargetOptions, config: CandidateConfig, inputs: BuildInputs) -> str | None:
         """Why `config` cannot pass the gate, where a probe far cheaper than building it can tell (see QdqTarget);

@@ -12,9 +12,7 @@ from ..runtimes import OrtRuntime
 from .attention_mask import fill_fused_attention
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import calibration_feeds, graph_input_names
-from .sensitivity import Ranking, dynamic_rounding, rank_nodes
-
-SENSITIVITY_TEXTS = 4
+from .sensitivity import SENSITIVITY_TEXTS, Ranking, dynamic_rounding, rank_nodes
 
 
 class Int8Config(CandidateConfig):
@@ -120,9 +118,6 @@ class OnnxDynamicInt8Target(Target):
             feeds = calibration_feeds(inputs, graph_input_names(graph), SENSITIVITY_TEXTS)
             return rank_nodes(graph, feeds, round_weight=round_weight, round_activation=round_activation,
                               num_layers=inputs.source.config.get("num_hidden_layers", 0))
-
-    def keeping(self, config: Int8Config, nodes: tuple[str, ...]) -> Int8Config:
-        return config.model_copy(update={"keep": nodes})
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> OrtRuntime:
         return OrtRuntime(files["onnx/model_quantized.onnx"])

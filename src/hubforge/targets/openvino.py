@@ -14,7 +14,7 @@ from pydantic import Field
 from ..runtimes import OpenVinoRuntime
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
 from .qdq import calibration_feeds
-from .sensitivity import Ranking, WeightedNode, rank, static_rounding
+from .sensitivity import SENSITIVITY_TEXTS, Ranking, WeightedNode, rank, static_rounding
 
 
 class OpenVinoOptions(TargetOptions):
@@ -41,9 +41,6 @@ class NncfConfig(CandidateConfig):
     preset: Literal["performance", "mixed"]
     smooth_quant_alpha: float
     keep: tuple[str, ...] = ()  # MatMuls the accuracy-aware search leaves in float (NNCF's ignored scope)
-
-
-SENSITIVITY_TEXTS = 4
 
 
 def weighted_matmuls(model) -> list[WeightedNode]:
@@ -204,9 +201,9 @@ class OpenVinoInt8Target(OpenVinoTarget):
         """Symmetric activations (performance preset) are fastest on CPUs; asymmetric ones (mixed preset) trade speed
         for accuracy. SmoothQuant only moves scale between activations and weights, so it costs no run time and
         is always on: without it MiniLM's FFN outliers cost 0.013 cosine; alpha 0.98 kept 0.0001-0.0003 more
-        cosine than 0.85-0.95 on MiniLM at the same speed. A miss is searched on (`sensitivity`): NNCF's own
-        `quantize_with_accuracy_control` reverts one layer group at a time by how much that alone restores, which
-        cannot see two independent breakers (the outlier test model: 12 of 44 groups reverted, cosine 0.09)."""
+        cosine than 0.85-0.95 on MiniLM at the same speed. A miss is searched on (`sensitivity`) rather than through NNCF's
+        `quantize_with_accuracy_control`, which ranks layer groups by how much reverting each one alone restores
+        and so cannot see two independent breakers, as the outlier test model (tests/outlier_minilm.py) has."""
         first = NncfConfig(preset="performance", smooth_quant_alpha=0.98)
         return [first, first.model_copy(update={"preset": "mixed"})]
 
@@ -221,9 +218,6 @@ class OpenVinoInt8Target(OpenVinoTarget):
         round_weight, round_activation = static_rounding(activations, nodes)
         return rank(nodes, activations, round_weight=round_weight, round_activation=round_activation,
                     num_layers=inputs.source.config.get("num_hidden_layers", 0))
-
-    def keeping(self, config: NncfConfig, nodes: tuple[str, ...]) -> NncfConfig:
-        return config.model_copy(update={"keep": nodes})
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
               out_dir: Path) -> dict[str, Path]:

@@ -1,4 +1,5 @@
-"""Shared by the quantizing targets: fixed-shape graphs, calibration feeds over real texts, and `QdqTarget`, the ordered configuration search for the NPU formats (qnn, amd)."""
+"""Shared by the quantizing targets: fixed-shape graphs, calibration feeds over real texts, and `QdqTarget`, the
+ordered configuration search for the NPU formats (qnn, amd)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,9 @@ from pydantic import Field
 from ..runtimes import OrtRuntime, feed_for
 from .attention_mask import additive_attention_mask
 from .base import BuildInputs, CandidateConfig, Target, TargetOptions
-from .sensitivity import Ranking
+from .sensitivity import SENSITIVITY_TEXTS, Ranking
 
 Int8Or16 = Literal["uint8", "int8", "uint16", "int16"]
-SENSITIVITY_TEXTS = 4
 
 
 def quant_type(name: str):
@@ -198,9 +198,6 @@ class QdqTarget(Target):
             feeds = calibration_feeds(inputs, graph_input_names(fixed), SENSITIVITY_TEXTS, pad_to=seq)
             return rank_nodes(fixed, feeds, round_weight=round_weight, round_activation=round_activation,
                               num_layers=inputs.source.config.get("num_hidden_layers", 0))
-
-    def keeping(self, config: QdqConfig, nodes: tuple[str, ...]) -> QdqConfig:
-        return config.model_copy(update={"keep": nodes})
 
     @abstractmethod
     def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Attention")
 MAX_SEARCH_BUILDS = 7  # galloping over the ranked nodes, then bisection: 2·log2(n) builds at most, capped here
+SENSITIVITY_TEXTS = 4  # calibration texts whose float activations the ranking reads
 
 Rounding = Callable[[str, np.ndarray], np.ndarray]  # (node name, float tensor) -> the tensor as quantized
 
@@ -137,8 +138,8 @@ def dynamic_rounding(weight_bits: int = 8, per_channel: bool = True) -> tuple[Ro
     return symmetric_weights(weight_bits, per_channel), activation
 
 
-def static_rounding(activations: dict[str, list[np.ndarray]], nodes: Sequence[WeightedNode]) -> tuple[Rounding,
-                                                                                                    Rounding]:
+def static_rounding(activations: dict[str, list[np.ndarray]],
+                    nodes: Sequence[WeightedNode]) -> tuple[Rounding, Rounding]:
     """Static 8-bit quantization as NNCF's performance preset does it: symmetric per-channel weights, and each
     input on one symmetric per-tensor grid spanning what calibration saw."""
     ranges = {n.name: max(float(np.abs(x).max()) for x in activations[n.activation])
@@ -212,15 +213,11 @@ def search_kept(count: int, passes: Callable[[int], bool], max_builds: int = MAX
         return probes[-1].passed
 
     failed, k = 0, 1
-    while len(probes) < max_builds:
-        if probe(k):
-            break
+    while not probe(k):
         failed = k
-        if k == count:
+        if k == count or len(probes) == max_builds:
             return probes
         k = min(2 * k, count)
-    else:
-        return probes
     passed = k
     while passed - failed > 1 and len(probes) < max_builds:
         middle = (failed + passed) // 2
