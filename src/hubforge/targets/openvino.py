@@ -201,9 +201,10 @@ class OpenVinoInt8Target(OpenVinoTarget):
         """Symmetric activations (performance preset) are fastest on CPUs; asymmetric ones (mixed preset) trade speed
         for accuracy. SmoothQuant only moves scale between activations and weights, so it costs no run time and
         is always on: without it MiniLM's FFN outliers cost 0.013 cosine; alpha 0.98 kept 0.0001-0.0003 more
-        cosine than 0.85-0.95 on MiniLM at the same speed. A miss is searched on (`sensitivity`) rather than through NNCF's
-        `quantize_with_accuracy_control`, which ranks layer groups by how much reverting each one alone restores
-        and so cannot see two independent breakers, as the outlier test model (tests/outlier_minilm.py) has."""
+        cosine than 0.85-0.95 on MiniLM at the same speed. A miss is searched on (`sensitivity`) rather than
+        through NNCF's `quantize_with_accuracy_control`, which ranks layer groups by how much reverting each one
+        alone restores and so cannot see two independent breakers, as the outlier test model
+        (tests/outlier_minilm.py) has."""
         first = NncfConfig(preset="performance", smooth_quant_alpha=0.98)
         return [first, first.model_copy(update={"preset": "mixed"})]
 
