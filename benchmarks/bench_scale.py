@@ -31,7 +31,7 @@ import yaml
 
 import hubforge  # noqa: F401  (telemetry off before any runtime is imported)
 from hubforge.evaluation.hardware import fingerprint
-from hubforge.paths import SPECS_DIR
+from hubforge.paths import BUNDLED_SPECS_DIR
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SHAPES = {  # layers, hidden, heads, intermediate, the spec whose pooling and formats it is published with
@@ -124,7 +124,7 @@ class TreeSampler(threading.Thread):
 def publish(work: Path, shape: str, formats: str | None, quality: bool, speed: bool) -> dict:
     folder = work / shape
     params = make_model(folder, shape)
-    spec = yaml.safe_load((SPECS_DIR / f"{SHAPES[shape][4]}.yaml").read_text())
+    spec = yaml.safe_load((BUNDLED_SPECS_DIR / f"{SHAPES[shape][4]}.yaml").read_text())
     # random weights have no task skill to retain: the retention gate is off, so every format that passes its
     # fidelity gate goes on to speed and memory as it would for a real model (the spec's other gates hold)
     spec.update(id=f"scale-{shape}", gate={**spec.get("gate", {}), "min_retention": 0})

@@ -50,9 +50,9 @@ def minilm_test_spec(folder: Path) -> Path:
     on 300 test texts. The leaderboard protocol (full Banking77Classification) runs in test_mteb_publish.py."""
     import yaml
 
-    from hubforge.paths import SPECS_DIR
+    from hubforge.paths import BUNDLED_SPECS_DIR
 
-    spec = yaml.safe_load((SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
+    spec = yaml.safe_load((BUNDLED_SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
     spec["evaluation"] = {**spec["evaluation"], "classification": None, "test_sample": 300, "timed_runs": 20}
     path = folder / "all-minilm-l6-v2.yaml"
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,10 @@ def leaderboard_publish(session_dir):
     """`hubforge publish <spec> --source <bundled MiniLM> --dry-run`: the shipped spec with the full splits (the
     leaderboard's protocol, `test_sample: null`, `train_per_label: null`), onnx only to keep it short."""
     from hubforge.devhub.seed import bundled_minilm
-    from hubforge.paths import SPECS_DIR
+    from hubforge.paths import BUNDLED_SPECS_DIR
 
     out = session_dir / "leaderboard-out"
-    spec = yaml.safe_load((SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
+    spec = yaml.safe_load((BUNDLED_SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
     spec["evaluation"].update(test_sample=None, train_per_label=None)
     path = session_dir / "leaderboard-spec" / "all-minilm-l6-v2.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

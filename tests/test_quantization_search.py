@@ -18,11 +18,11 @@ FORMATS = (*SEARCHED, "ov-int8")
 
 @pytest.fixture(scope="session")
 def outlier_published(session_dir):
-    from hubforge.paths import SPECS_DIR
+    from hubforge.paths import BUNDLED_SPECS_DIR
     from outlier_minilm import build_outlier_minilm
 
     folder = build_outlier_minilm(session_dir / "outlier-minilm")
-    spec = yaml.safe_load((SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
+    spec = yaml.safe_load((BUNDLED_SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
     smaller = {"qnn": {"calibration_samples": 32}, "amd": {"calibration_samples": 32},
                "ov-int8": {"calibration_samples": 100}}  # CI time: the default gate, fewer calibration texts
     spec.update(id="outlier-minilm", source={"repo": "tiny-org/outlier-minilm"},

@@ -6,13 +6,16 @@ __version__ = "0.3.2"
 
 
 def publish(spec, **options):
-    """Publish a model from Python exactly as `hubforge publish` does: `spec` is a spec id, a spec file path or a
-    `ModelSpec`; options are `pipeline.publish`'s (formats, source_dir, dry_run, out_dir, token, ...)."""
+    """Publish a model from Python exactly as `hubforge publish` does: `spec` is a spec id, a spec file path, a
+    model directory, a Hub repo id or a `ModelSpec`; options are `pipeline.publish`'s (formats, source_dir, dry_run,
+    out_dir, token, ...)."""
+    from .derive import resolve_model
     from .pipeline import publish as run_publish
-    from .spec import ModelSpec, load_spec
+    from .spec import ModelSpec
     from .targets import check_spec_formats
 
     if not isinstance(spec, ModelSpec):
-        name, spec = str(spec), load_spec(str(spec))
-        check_spec_formats(spec, name)
+        resolved = resolve_model(str(spec), options.get("source_dir"), options.get("token"))
+        check_spec_formats(resolved.spec, str(spec))
+        spec, options = resolved.spec, {**options, "source_dir": resolved.source_dir}
     return run_publish(spec, **options)

@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from .errors import CardError
 from .evaluation.tasks import eval_results
-from .paths import TEMPLATES_DIR
+from .paths import template_dirs
 from .plot import PLOT_FILE
 from .results import RunResult, VariantResult
 from .targets import get_target
@@ -63,7 +63,7 @@ def shown_config(config: dict) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES_DIR), undefined=StrictUndefined, keep_trailing_newline=True,
+    env = Environment(loader=FileSystemLoader(template_dirs()), undefined=StrictUndefined, keep_trailing_newline=True,
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["mb"] = lambda n: f"{n / 1e6:.1f} MB"
     env.filters["f4"] = lambda x: "—" if x is None else f"{x:.4f}"

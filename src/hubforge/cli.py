@@ -33,26 +33,46 @@ def _format_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from exc
 
 
-def _spec_and_formats(model: str, formats: list[str] | None):
-    from .spec import load_spec
+def _resolve(model: str, formats: list[str] | None, source_dir: Path | None = None, token: str | None = None):
+    """MODEL (spec id, spec file, model directory or Hub repo id) as a spec, the formats to build, the local folder."""
+    from .derive import resolve_model
     from .targets import check_spec_formats
 
-    spec = load_spec(model)
-    check_spec_formats(spec, model)
-    return spec, formats or list(spec.formats)
+    resolved = resolve_model(model, source_dir, token)
+    check_spec_formats(resolved.spec, model)
+    return resolved.spec, formats or list(resolved.spec.formats), resolved.source_dir
 
 
 @contextlib.contextmanager
-def _progress(spec_id: str):
-    """A live status line for long work; decisions (gate results, failures) are printed as they happen."""
+def _progress(spec_id: str, log: Path):
+    """A live status line for long work; decisions (gate results, failures) are printed as they happen. What the
+    libraries print, and the traceback of every failed step, go to the `log` file."""
+    from .workers import LOG_ENV
+
     quiet_libraries()
-    with console.status(f"[bold]{spec_id}[/]: starting") as status:
+    log.unlink(missing_ok=True)  # each run's own; the first worker creates it
+    console.print(f"log: {log}", highlight=False)
+    with console.status(f"[bold]{spec_id}[/]: starting") as status, _environment(**{LOG_ENV: str(log)}):
         def report(message: str) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
             if "→" in message or message.startswith(("export", "source", "reference", "evaluate")):
                 console.print(message, highlight=False)
 
         yield report
+
+
+@contextlib.contextmanager
+def _environment(**variables: str):
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def results_table(result) -> Table:
@@ -153,12 +173,15 @@ Exit status:
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout instead of a table.")
 def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, if_changed,
             as_json):
-    """Convert MODEL (a spec id or spec file) to every format, gate, card and push to the Hub."""
+    """Convert MODEL to every format, gate, card and push to the Hub.
+
+    MODEL is a spec id (`hubforge specs list`), a spec file, a local model directory or a Hub repo id; a directory or
+    repo without a spec is converted with the spec its own files imply (`hubforge specs new MODEL` shows it)."""
     from .pipeline import EvalOptions
     from .pipeline import publish as run_publish
 
-    spec, formats = _spec_and_formats(model, formats)
-    with _progress(spec.id) as report:
+    spec, formats, source_dir = _resolve(model, formats, source_dir, token)
+    with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
         outcome = run_publish(spec, formats, source_dir, dry_run, out_dir, token, create_pr,
                               EvalOptions(quality=not no_quality, speed=not no_speed), if_changed, report)
     if outcome.result is None:
@@ -207,13 +230,13 @@ def _show(result, as_json: bool) -> None:
         out.print(stages_table(result))
 
 
-def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool):
+def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool, out_dir: Path):
     from .hub import make_api
     from .pipeline import EvalOptions, run
     from .source import fetch_source, local_source
 
-    spec, formats = _spec_and_formats(model, formats)
-    with _progress(spec.id) as report:
+    spec, formats, source_dir = _resolve(model, formats, source_dir, token)
+    with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
         source = local_source(spec, source_dir) if source_dir else fetch_source(spec, make_api(token))
         return run(spec, source, formats, EvalOptions(quality=quality, speed=speed), report=report)
 
@@ -230,7 +253,7 @@ def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool)
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(model, formats, source_dir, results_path, token, no_speed, as_json):
     """Build and measure every artifact of MODEL against the fp32 reference; publish nothing."""
-    result = _measure_only(model, formats, source_dir, token, True, not no_speed)
+    result = _measure_only(model, formats, source_dir, token, True, not no_speed, results_path.parent)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(result.as_dict(), indent=2))
     console.print(f"results written to {results_path}")
@@ -287,7 +310,8 @@ def verify(repo_id, revision, formats, token, no_quality, no_speed, contribute, 
     from .verify import verify as run_verify
 
     api = make_api(token)
-    with _progress(repo_id) as report:
+    log = Path(tempfile.gettempdir()) / f"hubforge-verify-{repo_id.replace('/', '--')}.log"
+    with _progress(repo_id, log) as report:
         verification = run_verify(api, repo_id, revision, formats,
                                   EvalOptions(quality=not no_quality, speed=not no_speed), report)
     if as_json:
@@ -306,15 +330,17 @@ def verify(repo_id, revision, formats, token, no_quality, no_speed, contribute, 
 @click.option("--token", envvar="HF_TOKEN")
 @click.option("--json", "as_json", is_flag=True)
 def check_updates(models, token, as_json):
-    """List published repos that are stale (all specs by default); exits 1 if an upstream can't be read."""
+    """List published repos that are stale (every spec by default; a MODEL as `publish` takes it); exits 1 if an
+    upstream can't be read."""
+    from .derive import resolve_model
     from .hub import make_api
-    from .spec import available_specs, load_spec
+    from .spec import available_specs
     from .updates import check_spec
 
     api = make_api(token)
     statuses, failures = [], []
     for name in models or available_specs():
-        spec = load_spec(name)
+        spec = resolve_model(name, token=token).spec
         try:
             statuses.extend((spec.id, s) for s in check_spec(api, spec, list(spec.formats)))
         except HubforgeError as exc:
@@ -345,7 +371,7 @@ def card(model, formats, source_dir, out_dir, token):
     from .card import render_cards
     from .plot import PLOT_FILE, render_variant_plot
 
-    result = _measure_only(model, formats, source_dir, token, True, True)
+    result = _measure_only(model, formats, source_dir, token, True, True, out_dir)
     plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
     for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
@@ -363,31 +389,50 @@ def specs():
 
 @specs.command("list")
 def specs_list():
-    """Show every spec in model_specs/."""
+    """Show every spec: ./model_specs, $HUBFORGE_SPECS_DIR, then the bundled ones (first of an id wins)."""
     from .spec import available_specs, load_spec
 
     table = Table(title="model specs")
-    for column in ("id", "upstream", "task", "pooling", "formats"):
+    for column in ("id", "upstream", "task", "pooling", "formats", "from"):
         table.add_column(column)
-    for name in available_specs():
-        spec = load_spec(name)
+    for found in available_specs().values():
+        spec = load_spec(str(found.path))
         table.add_row(spec.id, f"{spec.source.repo}@{spec.source.revision}", spec.task, spec.pooling,
-                      ",".join(spec.formats))
+                      ",".join(spec.formats), found.origin)
     out.print(table)
 
 
 @specs.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def specs_validate(paths):
-    """Validate specs (all of model_specs/ by default); exits non-zero on the first invalid one."""
-    from .spec import SPECS_DIR, load_spec
-
+    """Validate specs (every spec `specs list` shows by default); exits non-zero on the first invalid one."""
+    from .spec import available_specs, load_spec
     from .targets import check_spec_formats
 
-    for path in paths or sorted(SPECS_DIR.glob("*.yaml")):
+    for path in paths or [found.path for found in available_specs().values()]:
         spec = load_spec(str(path))
         check_spec_formats(spec, str(path))
         out.print(f"[green]ok[/] {path} ({spec.id}, hash {spec.digest()})")
+
+
+@specs.command("new")
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the spec here (default: standard output).")
+@click.option("--token", envvar="HF_TOKEN", help="Hub token for a private or gated repo (default: $HF_TOKEN).")
+def specs_new(model, output, token):
+    """Write the spec hubforge derives from MODEL's own files (a Hub repo id or a local model directory)."""
+    from .derive import resolve_model, spec_yaml
+
+    resolved = resolve_model(model, token=token)
+    text = spec_yaml(resolved.spec, model, local=resolved.source_dir is not None)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    source = f" --source {model}" if resolved.source_dir else ""
+    console.print(f"wrote {output} ({resolved.spec.id}); `hubforge publish {output}{source}` uses it")
 
 
 @cli.group(cls=HubforgeGroup)
@@ -419,12 +464,15 @@ def devhub_serve(data_dir, host, port, tokens_file):
 @devhub.command("seed")
 @click.argument("repo_id")
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--token", envvar="HF_TOKEN", required=True)
+@click.option("--token", envvar="HF_TOKEN", help="Hub token with the write role (default: $HF_TOKEN).")
 def devhub_seed(repo_id, folder, token):
     """Commit FOLDER (default: the bundled all-MiniLM-L6-v2) to REPO_ID on $HF_ENDPOINT, as an upstream model."""
     from .devhub.seed import bundled_minilm, seed_folder
+    from .errors import AuthError
     from .hub import make_api
 
+    if not token:
+        raise AuthError("seeding needs a Hub token with the write role", "set HF_TOKEN or pass --token")
     sha = seed_folder(make_api(token), repo_id, folder or bundled_minilm())
     console.print(f"seeded {repo_id} at {sha}")
 

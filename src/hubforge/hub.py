@@ -120,6 +120,7 @@ def with_retries(action: Callable[[], T], doing: str, budget_s: float | None = N
             wait, last = delay, f"connection failed ({type(exc).__name__})"
         if time.monotonic() + wait > deadline:
             raise HubError(f"the Hub kept failing while {doing}: {last} after {tries} tries",
-                           "re-run later; each repo is at its previous or its new commit, never between")
+                           f"check the network and HF_ENDPOINT ({hub_endpoint()}), then re-run; a repo is "
+                           "never left between its previous and its new commit")
         sleep(wait)
         delay = min(delay * 2, 30.0)

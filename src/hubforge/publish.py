@@ -97,6 +97,7 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
             "upstream": {"repo": result.source.repo_id, "sha": result.source.sha},
             "spec_hash": result.spec.digest(),
             "spec": result.spec.model_dump(mode="json"),  # `hubforge verify` rebuilds the reference from it
+            "spec_derived": result.spec.derived,  # from the model's own files (derive.py), not a written spec
             "formats": {v.name: v.config for v in variants},
             "files": {path: sha256_of(content) for path, content in sorted(files.items())},
         }

@@ -120,6 +120,8 @@ class RunResult:
             "upstream": {"repo": self.source.repo_id, "revision": self.source.revision, "sha": self.source.sha,
                          "license": self.source.license},
             "spec_hash": self.spec.digest(),
+            "spec": self.spec.model_dump(mode="json"),
+            "spec_derived": self.spec.derived,
             "hubforge_version": self.hubforge_version,
             "hardware": self.hardware.as_dict(),
             "requested_formats": self.requested,

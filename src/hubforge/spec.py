@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import SpecError
-from .paths import SPECS_DIR
+from .paths import spec_dirs
 
 
 POOLING_MODES = ("mean", "cls", "max", "weightedmean", "lasttoken", "mean_sqrt_len_tokens")  # sentence-transformers'
@@ -98,6 +99,8 @@ class ModelSpec(StrictModel):
     gate: GateSpec = GateSpec()
     evaluation: EvaluationSpec = EvaluationSpec()
     publish: PublishSpec = PublishSpec()
+    derived: bool = Field(False, exclude=True, description="derived by hubforge from the model's own files "
+                          "(derive.py), not written by hand; not part of the spec's content or digest")
 
     _texts = field_validator("calibration_texts")(_known_text_set)
 
@@ -117,28 +120,41 @@ class ModelSpec(StrictModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def available_specs(specs_dir: Path = SPECS_DIR) -> list[str]:
-    return sorted(p.stem for p in Path(specs_dir).glob("*.yaml"))
+@dataclass(frozen=True)
+class FoundSpec:
+    id: str
+    path: Path
+    origin: str
 
 
-def spec_path(name_or_path: str, specs_dir: Path = SPECS_DIR) -> Path:
+def available_specs() -> dict[str, FoundSpec]:
+    """Every spec id on the lookup path (`paths.spec_dirs`), each from the first directory that has it."""
+    found: dict[str, FoundSpec] = {}
+    for spec_dir in spec_dirs():
+        for path in sorted(spec_dir.path.glob("*.yaml")):
+            found.setdefault(path.stem, FoundSpec(path.stem, path, spec_dir.origin))
+    return dict(sorted(found.items()))
+
+
+def spec_path(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix in (".yaml", ".yml"):
         if not candidate.exists():
             raise SpecError(f"spec file {candidate} does not exist", "check the path, or pass a spec id")
         return candidate
-    path = Path(specs_dir) / f"{name_or_path}.yaml"
-    if not path.exists():
-        known = ", ".join(available_specs(specs_dir)) or "none"
+    specs = available_specs()
+    if name_or_path not in specs:
         raise SpecError(
-            f"no spec named {name_or_path!r} in {specs_dir}",
-            f"known specs: {known}; or add {path.name} (see `hubforge specs list`)",
+            f"no spec named {name_or_path!r}",
+            f"known specs: {', '.join(specs) or 'none'}; or pass a Hub repo id, a model directory or a spec file",
         )
-    return path
+    return specs[name_or_path].path
 
 
-def load_spec(name_or_path: str, specs_dir: Path = SPECS_DIR) -> ModelSpec:
-    path = spec_path(name_or_path, specs_dir)
+def load_spec(name_or_path: str) -> ModelSpec:
+    path = spec_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -147,7 +163,7 @@ def load_spec(name_or_path: str, specs_dir: Path = SPECS_DIR) -> ModelSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}", "fix the YAML syntax at the position shown") from exc
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a spec must be a YAML mapping", "start from model_specs/all-minilm-l6-v2.yaml")
+        raise SpecError(f"{path}: a spec must be a YAML mapping", "start from `hubforge specs new MODEL`, which writes one")
     try:
         return ModelSpec.model_validate(raw)
     except ValidationError as exc:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +28,7 @@ from typing import Any
 from .errors import HubforgeError
 
 PRELOAD = "hubforge.preload"
+LOG_ENV = "HUBFORGE_LOG"  # the run's log file, set by the CLI; workers write their output there
 
 
 class WorkerCrash(HubforgeError):
@@ -71,11 +74,26 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
-def _child(connection, step: Step, quiet: bool) -> None:
+def _to_log(path: str, step: Step) -> None:
+    """The worker's stdout and stderr, Python's and native libraries' alike (ONNX Runtime's calibration, NNCF,
+    MNN), append to the run's log instead of the console."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    log = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    print(f"=== {step.name} (pid {os.getpid()})", flush=True)
+
+
+def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
     from .evaluation.memory import peak_mb
     from .quiet import quiet_libraries
     from .runtimes import use_threads
 
+    if log_path:
+        _to_log(log_path, step)
     if quiet:
         quiet_libraries()
     use_threads(step.threads)
@@ -87,6 +105,8 @@ def _child(connection, step: Step, quiet: bool) -> None:
         value, error = step.function(*step.args, report=report), None
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent as data
         value, error = None, _portable(exc)
+        traceback.print_exc()  # into the run's log, whole
+        sys.stderr.flush()
     connection.send(("done", value, error, peak_mb()))
     connection.close()
 
@@ -118,7 +138,7 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
 
     from .quiet import is_quiet
 
-    context, quiet = _context(), is_quiet()
+    context, quiet, log_path = _context(), is_quiet(), os.environ.get(LOG_ENV)
     pending, running, started, results = list(steps), {}, [], {}
 
     def finish(receiver, result: StepResult) -> None:
@@ -131,7 +151,8 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
             while pending and len(running) < lanes:
                 step = pending.pop(0)
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(sender, step, quiet), name=f"hubforge {step.name}")
+                process = context.Process(target=_child, args=(sender, step, quiet, log_path),
+                                          name=f"hubforge {step.name}")
                 process.start()
                 sender.close()
                 running[receiver] = (step, process, time.perf_counter())

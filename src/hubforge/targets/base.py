@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from ..paths import TEMPLATES_DIR
+from ..paths import template_file
 from ..runtimes import ModelIO, Runtime
 from ..source import SourceModel
 from ..spec import GateSpec, ModelSpec
@@ -87,7 +87,7 @@ class Target(ABC):
     cpu_target: ClassVar[bool] = True  # False where a CPU timing says nothing about the intended hardware
     options_model: ClassVar[type[TargetOptions]] = TargetOptions
     default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
-    usage_template: ClassVar[Path | None] = None  # default: templates/formats/<name>.md.j2
+    usage_template: ClassVar[Path | None] = None  # default: formats/<name>.md.j2 of the templates
     kept_as: ClassVar[str] = "float"  # how the accuracy-aware search keeps a node precise (see `keeping`)
 
     def __init_subclass__(cls, **kwargs):
@@ -97,7 +97,7 @@ class Target(ABC):
 
     @classmethod
     def template_path(cls) -> Path:
-        return cls.usage_template or TEMPLATES_DIR / "formats" / f"{cls.name}.md.j2"
+        return cls.usage_template or template_file(f"formats/{cls.name}.md.j2")
 
     def gate(self, options: TargetOptions, spec: ModelSpec) -> GateSpec:
         """The spec's per-format gate, else the format's own default (stated on the card), else the spec's gate."""
