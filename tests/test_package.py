@@ -114,7 +114,7 @@ def test_derived_task_of_a_cross_encoder_and_a_bare_encoder(session_dir):
 
 def test_installed_wheel_publishes_a_folder_without_a_spec(installed_wheel, tiny_cls_model, session_dir):
     """From outside the checkout: the folder's own pooling, cards rendered, the derived spec in the manifest and
-    on the card, and ONNX Runtime's calibration chatter in the run's log, not on the console."""
+    on the card, and what the libraries print in the run's log, not on the console."""
     out = session_dir / "package" / "out"
     run = run_installed(installed_wheel, session_dir / "package" / "elsewhere", "publish", str(tiny_cls_model),
                         "--dry-run", "--formats", "onnx,qnn", "--no-quality", "--no-speed", "--out", str(out))
@@ -126,8 +126,10 @@ def test_installed_wheel_publishes_a_folder_without_a_spec(installed_wheel, tiny
     assert manifest["spec_derived"] is True
     card = (onnx_repo / "README.md").read_text()
     assert "derived by hubforge from the model's own files" in card
-    assert "Collecting tensor data" not in run.stdout + run.stderr
-    assert "Collecting tensor data" in (out / "tiny-cls-embedder.log").read_text()
+    log = (out / "tiny-cls-embedder.log").read_text()
+    assert "=== build qnn" in log
+    chatter = "[W:onnxruntime"  # ONNX Runtime's C++ log (unused initializers of the dynamo export)
+    assert chatter in log and chatter not in run.stdout + run.stderr
 
 
 def test_installed_wheel_renders_cards_of_a_folder(installed_wheel, tiny_cls_model, session_dir):

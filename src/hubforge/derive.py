@@ -22,6 +22,8 @@ POOLING_FLAGS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "m
                  "pooling_mode_weightedmean_tokens": "weightedmean", "pooling_mode_lasttoken": "lasttoken"}
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model")
+# architectures whose position ids start at padding id + 1
+OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert", "mpnet", "longformer", "data2vec-text", "xmod"}
 MAX_DERIVED_LENGTH = 512  # longer inputs cost every format's calibration and timing; a spec may raise it
 # evaluation on the bundled intent sets, as the shipped specs of each task do
 EVALUATION = {"sentence-embedding": {"classification": "banking77", "retrieval": "banking77", "sts": "banking77"},
@@ -51,13 +53,18 @@ def _pooling(folder: Path, modules: list[dict]) -> str:
 
 
 def _max_length(folder: Path, config: dict) -> int:
-    """sentence-transformers' max_seq_length, else the tokenizer's, else the model's positions; capped."""
+    """sentence-transformers' max_seq_length, else the tokenizer's; never more than the model has positions for
+    (RoBERTa-style position ids start after the padding id); capped."""
     st_config = folder / "sentence_bert_config.json"
     tokenizer_config = folder / "tokenizer_config.json"
-    lengths = [_read_json(st_config).get("max_seq_length") if st_config.exists() else None,
-               _read_json(tokenizer_config).get("model_max_length") if tokenizer_config.exists() else None,
-               config.get("max_position_embeddings")]
-    length = next((int(n) for n in lengths if isinstance(n, (int, float)) and 8 <= n <= 1_000_000), 128)
+    declared = [_read_json(st_config).get("max_seq_length") if st_config.exists() else None,
+                _read_json(tokenizer_config).get("model_max_length") if tokenizer_config.exists() else None]
+    length = next((int(n) for n in declared if isinstance(n, (int, float)) and 8 <= n <= 1_000_000),
+                  MAX_DERIVED_LENGTH)
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, int) and positions > 0:
+        offset = config.get("pad_token_id", 0) + 1 if config.get("model_type") in OFFSET_POSITIONS else 0
+        length = min(length, positions - offset)
     return min(length, MAX_DERIVED_LENGTH)
 
 
@@ -159,17 +166,22 @@ def download_model_files(repo_id: str, token: str | None = None) -> Path:
     from .hub import hub_error, make_api, with_retries
 
     api = make_api(token)
-    known = ", ".join(available_specs()) or "none"
+
+    def head() -> str:
+        try:
+            return api.model_info(repo_id).sha
+        except GatedRepoError as exc:
+            raise SpecError(f"{repo_id} is gated on {api.endpoint}",
+                            "accept its terms on the Hub, then pass a token that may read it (HF_TOKEN)") from exc
+        except RepositoryNotFoundError as exc:
+            raise SpecError(f"{repo_id} is neither a spec nor a model on {api.endpoint}",
+                            "check the repo id (and that the token may read it); known specs: "
+                            f"{', '.join(available_specs()) or 'none'}") from exc
+
+    sha = with_retries(head, f"reading {repo_id}")
     try:
-        sha = with_retries(lambda: api.model_info(repo_id).sha, f"reading {repo_id}")
         return Path(with_retries(lambda: snapshot_download(repo_id, revision=sha, endpoint=api.endpoint,
                                                            token=api.token, allow_patterns=MODEL_FILE_PATTERNS),
                                  f"downloading {repo_id}'s configuration"))
-    except GatedRepoError as exc:
-        raise SpecError(f"{repo_id} is gated on {api.endpoint}",
-                        "accept its terms on the Hub, then pass a token that may read it (HF_TOKEN)") from exc
-    except RepositoryNotFoundError as exc:
-        raise SpecError(f"{repo_id} is neither a spec nor a model on {api.endpoint}",
-                        f"check the repo id (and that the token may read it); known specs: {known}") from exc
     except HfHubHTTPError as exc:
-        raise hub_error(exc, f"reading {repo_id}") from exc
+        raise hub_error(exc, f"downloading {repo_id}'s configuration") from exc
