@@ -60,6 +60,14 @@ def minilm_test_spec(folder: Path) -> Path:
     return path
 
 
+def pytest_collection_modifyitems(config, items):
+    """For pytest-xdist's `--dist loadgroup` (`make test`: two workers): the tests that read the shared MiniLM
+    publish run on one worker, every other module's tests together, so each session fixture is built once."""
+    for item in items:
+        group = "published-minilm" if "published_minilm" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
     return _SESSION_DIR

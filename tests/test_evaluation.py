@@ -37,6 +37,10 @@ def test_fp32_banking77_is_the_leaderboard_number_everywhere(leaderboard_publish
     banking = next(t for t in results["reference"]["tasks"] if t["task"] == "Banking77Classification")
     assert banking["main_score"] == pytest.approx(0.8004, abs=0.002)
     assert banking["dataset"] == "mteb/banking77" and banking["split"] == "test" and banking["sample"] is None
+    assert banking["dataset_name"] == "MTEB Banking77Classification" and banking["config"] == "default"
+    assert banking["revision"] == "0fd18e25b25c072e09e0d92ab615fda904d66300"
+    assert banking["train_per_label"] is None and banking["protocol"].endswith("10 experiments, full test split")
+    assert banking["main_metric"] == "accuracy" and {"f1", "accuracy"} <= set(banking["scores"])
     fp32_row = next(line for line in result.output.splitlines() if "fp32 (PyTorch)" in line)
     assert f"{banking['main_score']:.4f}" in fp32_row
 

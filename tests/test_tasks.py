@@ -50,7 +50,8 @@ class HashedWords:
 
 @pytest.fixture(scope="session")
 def minilm_scores():
-    """The full protocol of every bundled task on the real fp32 MiniLM (PyTorch), each text embedded once."""
+    """Every bundled task on the real fp32 MiniLM (PyTorch) on the default sample, each text embedded once (the
+    full protocol's leaderboard number is test_evaluation.py's, through a real publish)."""
     import time
 
     from hubforge.devhub.seed import bundled_minilm
@@ -61,21 +62,20 @@ def minilm_scores():
     encoder = CountingEncoder(TextEncoder(ModelIO(path, "sentence-embedding", "mean", True, 128),
                                           TorchRuntime(path, "sentence-embedding")))
     start = time.perf_counter()
-    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77",
-                                               test_sample=None, train_per_label=None))
+    scores = evaluate_tasks(encoder, make_spec(classification="banking77", retrieval="banking77", sts="banking77"))
     return {s.task: s for s in scores}, encoder.embedded, time.perf_counter() - start
 
 
-def test_banking77_classification_is_the_leaderboard_number(minilm_scores):
+def test_banking77_classification_on_the_default_sample(minilm_scores):
+    """The sample keeps mteb's protocol (10 experiments of logistic regression) on fewer items, near the full
+    split's number."""
     scores, _, seconds = minilm_scores
     clf = scores["Banking77Classification"]
-    assert clf.main_score == pytest.approx(BANKING77_LEADERBOARD, abs=0.002)
+    assert clf.main_score == pytest.approx(BANKING77_LEADERBOARD, abs=0.05)
     assert clf.main_metric == "accuracy" and clf.task_type == "Classification" and clf.split == "test"
-    assert clf.dataset == "mteb/banking77" and clf.dataset_name == "MTEB Banking77Classification"
-    assert clf.revision == "0fd18e25b25c072e09e0d92ab615fda904d66300" and clf.config == "default"
-    assert clf.sample is None and clf.train_per_label is None and clf.protocol.endswith("10 experiments, full test split")
+    assert clf.sample == 385 and clf.train_per_label == 9
     assert {"f1", "accuracy"} <= set(clf.scores)
-    print(f"\nfp32 MiniLM (PyTorch), all bundled tasks, full protocol: {seconds:.1f} s; "
+    print(f"\nfp32 MiniLM (PyTorch), all bundled tasks, default sample: {seconds:.1f} s; "
           + ", ".join(f"{s.task} {s.main_metric} {s.main_score:.5f}" for s in scores.values()))
 
 
