@@ -31,7 +31,7 @@ demo: install
 	$(VENV)/bin/hubforge demo
 
 test: install
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2
 
 bench: install
 	$(PY) benchmarks/bench_minilm.py

@@ -60,12 +60,21 @@ def minilm_test_spec(folder: Path) -> Path:
     return path
 
 
-def pytest_collection_modifyitems(config, items):
-    """For pytest-xdist's `--dist loadgroup` (`make test`: two workers): the tests that read the shared MiniLM
-    publish run on one worker, every other module's tests together, so each session fixture is built once."""
-    for item in items:
-        group = "published-minilm" if "published_minilm" in item.fixturenames else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs two pytest-xdist workers. Each test module runs on one worker, and the modules whose tests
+    read the shared MiniLM publish run together, so that every session fixture is built once. (xdist's
+    `--dist loadgroup` marks do not reach its scheduler under pytest 9.2, which no longer reads `item._nodeid`.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    tests = Path(__file__).parent
+    shared = {f"{tests.name}/{path.name}" for path in tests.glob("test_*.py") if "published_minilm" in path.read_text()}
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "published_minilm" if module in shared else module
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
