@@ -188,3 +188,14 @@ def test_devhub_seed_reads_the_token_from_the_environment(devhub, tiny_cls_model
     result = invoke("devhub", "seed", "tiny-org/seeded-by-env", str(tiny_cls_model), env={"HF_TOKEN": WRITE_TOKEN})
     assert result.exit_code == 0, result.output
     assert "seeded tiny-org/seeded-by-env" in result.output
+
+
+@pytest.mark.parametrize("command", [("check-updates", "all-minilm-l6-v2"), ("evaluate", "all-minilm-l6-v2"),
+                                     ("publish", MINILM_REPO, "--dry-run"), ("verify", "hubforge/some-model-onnx"),
+                                     ("specs", "new", MINILM_REPO)])
+def test_an_unreachable_hub_is_one_line(command, tmp_path):
+    """Nothing listens on the discard port: each command retries briefly, then says so in one line."""
+    result = invoke(*command, env={"HF_ENDPOINT": "http://127.0.0.1:9", "HUBFORGE_RETRY_SECONDS": "1",
+                                   "HF_TOKEN": WRITE_TOKEN})
+    assert result.exit_code == 1, result.output
+    assert "127.0.0.1:9" in result.output and "hint:" in result.output

@@ -27,11 +27,12 @@ def outlier_published(session_dir):
                "ov-int8": {"calibration_samples": 100}}  # CI time: the default gate, fewer calibration texts
     spec.update(id="outlier-minilm", source={"repo": "tiny-org/outlier-minilm"},
                 formats={name: {**spec["formats"][name], **smaller.get(name, {})} for name in FORMATS})
-    spec["evaluation"]["fidelity_samples"] = 64
+    # a short timing (the latency the search's kept nodes cost is on the card), fewer fidelity texts
+    spec["evaluation"].update(fidelity_samples=64, timed_runs=5, timed_seconds=0.5, throughput_batch=4)
     spec_path = session_dir / "outlier-minilm.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     out = session_dir / "outlier-out"
-    result = invoke("publish", str(spec_path), "--source", str(folder), "--dry-run", "--no-quality", "--no-speed",
+    result = invoke("publish", str(spec_path), "--source", str(folder), "--dry-run", "--no-quality",
                     "--out", str(out))
     results = json.loads((out / "outlier-minilm.results.json").read_text())
     return result, {v["name"]: v for v in results["variants"]}, out
@@ -98,12 +99,18 @@ def test_qnn_keeps_its_nodes_as_16_bit_weights_in_the_file(outlier_published):
     assert {bits[n] for n in set(bits) - kept} == {np.dtype(np.int8)}
 
 
-def test_the_card_says_what_was_kept(outlier_published):
+def test_the_card_says_what_was_kept_and_what_it_cost(outlier_published):
+    """Size and latency against the fully quantized build, which is timed in the same run."""
     _, variants, out = outlier_published
     card = (out / "hubforge" / "outlier-minilm-qnn" / "README.md").read_text()
     kept = variants["qnn"]["kept_precise"]
     assert f"keeping the {kept['count']} worst precise (16-bit weights; in encoder layers" in card
     assert not any(node in card for node in kept["nodes"])  # node names stay in results.json
+    for name in SEARCHED:
+        assert variants[name]["kept_precise"]["base_p50_ms"] > 0 and variants[name]["speed"]["p50_ms"] > 0
+    assert f"{variants['qnn']['speed']['p50_ms']:.2f} against {kept['base_p50_ms']:.2f} ms" in card
+    stages = [s["stage"] for s in json.loads((out / "outlier-minilm.results.json").read_text())["stages"]]
+    assert {f"speed {name} fully quantized" for name in SEARCHED} <= set(stages)
 
 
 def test_search_kept_gallops_then_bisects():

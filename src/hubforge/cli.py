@@ -117,10 +117,18 @@ class HubforgeFailure(click.ClickException):
 
 class HubforgeGroup(click.Group):
     def invoke(self, ctx):
+        import httpx
+
+        from .errors import HubError
+        from .hub import hub_endpoint
+
         try:
             return super().invoke(ctx)
         except HubforgeError as exc:
             raise HubforgeFailure(exc) from exc
+        except httpx.TransportError as exc:  # a Hub call no step wrapped: still one line
+            raise HubforgeFailure(HubError(f"cannot reach the Hub at {hub_endpoint()}: {exc}",
+                                           "check HF_ENDPOINT and the network, then re-run")) from exc
 
 
 @click.group(cls=HubforgeGroup)

@@ -53,17 +53,19 @@ def hub_error(exc: HfHubHTTPError, doing: str) -> HubError:
 
 
 def upstream_head(api: HfApi, repo: str, revision: str):
-    """The upstream model's info at `revision`; the one place where "upstream not found" is worded."""
-    try:
-        return api.model_info(repo, revision=revision)
-    except RepositoryNotFoundError as exc:
-        raise SourceError(f"upstream model {repo} was not found on {api.endpoint}",
-                          "check source.repo in the spec, and that the token may read it") from exc
-    except RevisionNotFoundError as exc:
-        raise SourceError(f"upstream model {repo} has no revision {revision!r}",
-                          "check source.revision in the spec (branch, tag or commit sha)") from exc
-    except HfHubHTTPError as exc:
-        raise hub_error(exc, f"reading {repo}") from exc
+    """The upstream model's info at `revision`; the one place where "upstream not found" is worded. Dropped
+    connections and 5xx are retried (`with_retries`)."""
+    def read():
+        try:
+            return api.model_info(repo, revision=revision)
+        except RepositoryNotFoundError as exc:
+            raise SourceError(f"upstream model {repo} was not found on {api.endpoint}",
+                              "check source.repo in the spec, and that the token may read it") from exc
+        except RevisionNotFoundError as exc:
+            raise SourceError(f"upstream model {repo} has no revision {revision!r}",
+                              "check source.revision in the spec (branch, tag or commit sha)") from exc
+
+    return with_retries(read, f"reading {repo}")
 
 
 T = TypeVar("T")
@@ -120,7 +122,6 @@ def with_retries(action: Callable[[], T], doing: str, budget_s: float | None = N
             wait, last = delay, f"connection failed ({type(exc).__name__})"
         if time.monotonic() + wait > deadline:
             raise HubError(f"the Hub kept failing while {doing}: {last} after {tries} tries",
-                           f"check the network and HF_ENDPOINT ({hub_endpoint()}), then re-run; a repo is "
-                           "never left between its previous and its new commit")
+                           f"check the network and HF_ENDPOINT ({hub_endpoint()}), then re-run")
         sleep(wait)
         delay = min(delay * 2, 30.0)

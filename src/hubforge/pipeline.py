@@ -212,7 +212,7 @@ def keep_search(trial: Trial, base, files: dict[str, Path],
     attempts.append(chosen)
     nodes = ranking.nodes[:fewest]
     return artifact, KeptPrecise(nodes, target.kept_as, len(ranking.nodes), ranking.layers_of(nodes),
-                                 base.model_dump(mode="json"), size_of(files))
+                                 base.model_dump(mode="json"), size_of(files), files)
 
 
 def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
@@ -261,6 +261,36 @@ def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: Mo
                           spec.evaluation.throughput_batch, spec.evaluation.timed_runs, thread_count(),
                           spec.evaluation.timed_seconds)
     return speed, memory
+
+
+def time_variants(reference_row: VariantResult, variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec,
+                  texts: list[str], *, threads: int | None, report: Report) -> tuple[VariantResult, list]:
+    """Speed and memory of the reference and every passing variant, one at a time; a searched variant's fully
+    quantized build is timed in the same run, so the card can say what keeping nodes precise cost. Updates
+    `variants` in place; returns the timed reference row and the steps."""
+    timed = [reference_row] + [v for v in variants.values() if v.passed]
+    searched = [v for v in timed if v.kept]
+    runs = run_steps([Step(f"speed {v.name.split(' ')[0]}", speed_step,
+                           (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec, texts),
+                           threads) for v in timed]
+                     + [Step(f"speed {v.name} fully quantized", speed_step,
+                             (type(get_target(v.name)), v.kept.base_files, io, spec, texts), threads)
+                        for v in searched], report)
+    for variant, run in zip(timed, runs):
+        measured = (dict(zip(("speed", "memory"), run.value)) if not run.error else
+                    dict(passed=False, gate=f"failed (speed): {failure(run.error)}"))
+        if variant is reference_row:
+            if run.error:
+                _raise(run, "timing the fp32 reference failed", "run with --no-speed to skip timing")
+            reference_row = replace(reference_row, **measured)
+        else:
+            variants[variant.name] = replace(variant, **measured)
+    for variant, run in zip(searched, runs[len(timed):]):
+        if not run.error:
+            timed_variant = variants[variant.name]
+            variants[variant.name] = replace(timed_variant,
+                                             kept=replace(timed_variant.kept, base_p50_ms=run.value[0].p50_ms))
+    return reference_row, runs
 
 
 def mteb_results_step(variants: list[VariantResult], out_dir: Path, model_name: str, report: Report) -> None:
@@ -406,20 +436,9 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
         tasks=reference_tasks or [], size_bytes=source.weights_bytes)
     if options.speed:
-        timed = [reference_row] + [v for v in variants.values() if v.passed]
-        runs = run_steps([Step(f"speed {v.name.split(' ')[0]}", speed_step,
-                               (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec,
-                                fidelity_texts), options.threads) for v in timed], report)
-        steps += runs
-        for variant, run in zip(timed, runs):
-            measured = (dict(zip(("speed", "memory"), run.value)) if not run.error else
-                        dict(passed=False, gate=f"failed (speed): {failure(run.error)}"))
-            if variant is reference_row:
-                if run.error:
-                    _raise(run, "timing the fp32 reference failed", "run with --no-speed to skip timing")
-                reference_row = replace(reference_row, **measured)
-            else:
-                variants[variant.name] = replace(variant, **measured)
+        reference_row, timing_steps = time_variants(reference_row, variants, io, spec, fidelity_texts,
+                                                    threads=options.threads, report=report)
+        steps += timing_steps
     return RunResult(spec, source, hardware, reference_row, [variants[t.name] for t in targets], list(formats),
                      options.skipped(), tuple(step.record() for step in steps))
 

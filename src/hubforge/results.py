@@ -32,8 +32,8 @@ class Attempt:
 
 @dataclass(frozen=True)
 class KeptPrecise:
-    """What the accuracy-aware search kept at higher precision, and what that cost in size against the fully
-    quantized build it started from."""
+    """What the accuracy-aware search kept at higher precision, and what that cost in size and latency against the
+    fully quantized build it started from (timed beside the chosen artifact, in the same run)."""
 
     nodes: tuple[str, ...]
     kept_as: str  # what precise means for the format: "float", "16-bit weights"
@@ -41,11 +41,13 @@ class KeptPrecise:
     layers: tuple[int, ...]  # encoder layers the kept nodes sit in
     base_config: dict
     base_size_bytes: int
+    base_files: dict = field(default_factory=dict, compare=False)  # the fully quantized build, to time it
+    base_p50_ms: float | None = None
 
     def as_dict(self) -> dict:
         return {"nodes": list(self.nodes), "count": len(self.nodes), "kept_as": self.kept_as, "ranked": self.ranked,
                 "layers": list(self.layers), "base_config": self.base_config,
-                "base_size_bytes": self.base_size_bytes}
+                "base_size_bytes": self.base_size_bytes, "base_p50_ms": self.base_p50_ms}
 
 
 @dataclass(frozen=True)
