@@ -100,7 +100,7 @@ def derive_spec(folder: Path, repo_id: str, revision: str = "main") -> ModelSpec
     modules = _read_json(folder / "modules.json") if (folder / "modules.json").is_file() else None
     task = _task(config, modules)
     prompts_file = folder / "config_sentence_transformers.json"
-    prompts = _read_json(prompts_file).get("prompts") or {} if prompts_file.is_file() else {}
+    prompts = (_read_json(prompts_file).get("prompts") or {}) if prompts_file.is_file() else {}
     return ModelSpec(
         id=spec_id_for(repo_id.split("/")[-1]),
         source={"repo": repo_id, "revision": revision},
