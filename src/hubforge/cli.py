@@ -354,7 +354,9 @@ def check_updates(models, token, as_json):
         except HubforgeError as exc:
             failures.append((spec.id, exc))
     for model_id, exc in failures:
-        console.print(f"[red]{model_id}:[/] {exc.message}")
+        console.print(f"[red]{model_id}:[/] {exc.message}", highlight=False)
+        if exc.hint:
+            console.print(f"  [bold]hint:[/] {exc.hint}", highlight=False)
     if as_json:
         out.print_json(json.dumps([{"model": m, **s.as_dict()} for m, s in statuses]))
         sys.exit(1 if failures else 0)

@@ -36,7 +36,7 @@ from .runtimes import ModelIO, ReferenceEncoder, TextEncoder, TorchRuntime, thre
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
 from .targets import get_target
-from .targets.base import BuildInputs, Target, TargetOptions
+from .targets.base import BuildInputs, SearchOptions, Target, TargetOptions
 from .targets.sensitivity import search_kept
 from .workers import Step, StepResult, cores, run_step, run_steps, start_server
 
@@ -133,7 +133,7 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
         attempts.append(attempt)
         if artifact is not None:
             return FormatOutcome(name, target_class, gate, attempts, artifact)
-        if files and not searched:
+        if files and not searched and isinstance(options, SearchOptions) and options.search_builds:
             searched = True
             found = keep_search(trial, config, files, attempts)
             if found is not None:
@@ -200,7 +200,7 @@ def keep_search(trial: Trial, base, files: dict[str, Path],
         searched[kept] = attempt, artifact
         return artifact is not None
 
-    search_kept(len(ranking.nodes), passes)
+    search_kept(len(ranking.nodes), passes, max_builds=trial.options.search_builds)
     fewest = min((kept for kept, (_, artifact) in searched.items() if artifact is not None), default=None)
     if fewest is None:
         attempts.extend(attempt for attempt, _ in searched.values())

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..paths import template_file
 from ..runtimes import ModelIO, Runtime
 from ..source import SourceModel
 from ..spec import GateSpec, ModelSpec
-from .sensitivity import Ranking
+from .sensitivity import MAX_SEARCH_BUILDS, Ranking
 
 REGISTERED: dict[str, type[Target]] = {}
 
@@ -28,6 +28,12 @@ class TargetOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gate: GateSpec | None = None
+
+
+class SearchOptions(TargetOptions):
+    """Options of a format whose first built candidate that misses its gate is searched on (`pipeline.keep_search`)."""
+
+    search_builds: int = Field(MAX_SEARCH_BUILDS, ge=0, le=20, description="most builds the accuracy-aware search spends; 0: none")
 
 
 class CandidateConfig(BaseModel):

@@ -10,7 +10,7 @@ from typing import Literal
 from ..evaluation.memory import release_memory
 from ..runtimes import OrtRuntime
 from .attention_mask import fill_fused_attention
-from .base import BuildInputs, CandidateConfig, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, SearchOptions, Target, TargetOptions
 from .qdq import calibration_feeds, graph_input_names
 from .sensitivity import SENSITIVITY_TEXTS, Ranking, dynamic_rounding, rank_nodes
 
@@ -61,6 +61,7 @@ def fuse(fp32_onnx: Path, out: Path, fusion: str, config: dict) -> None:
 class OnnxDynamicInt8Target(Target):
     name = "int8"
     order = 30
+    options_model = SearchOptions
     repo_suffix = "onnx"
     library_name = "onnx"
     tags = ("onnx", "onnxruntime", "int8")

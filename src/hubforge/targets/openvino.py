@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..runtimes import OpenVinoRuntime
-from .base import BuildInputs, CandidateConfig, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, SearchOptions, Target, TargetOptions
 from .qdq import calibration_feeds
 from .sensitivity import SENSITIVITY_TEXTS, Ranking, WeightedNode, rank, static_rounding
 
@@ -21,7 +21,7 @@ class OpenVinoOptions(TargetOptions):
     static_shape: bool = Field(False, description="pin [1, max_length] for Intel NPUs, which need static shapes")
 
 
-class OpenVinoInt8Options(OpenVinoOptions):
+class OpenVinoInt8Options(OpenVinoOptions, SearchOptions):
     calibration_samples: int = Field(300, ge=4, le=2000)
 
 

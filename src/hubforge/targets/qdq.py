@@ -12,7 +12,7 @@ from pydantic import Field
 
 from ..runtimes import OrtRuntime, feed_for
 from .attention_mask import additive_attention_mask
-from .base import BuildInputs, CandidateConfig, Target, TargetOptions
+from .base import BuildInputs, CandidateConfig, SearchOptions, Target
 from .sensitivity import SENSITIVITY_TEXTS, Ranking
 
 Int8Or16 = Literal["uint8", "int8", "uint16", "int16"]
@@ -123,7 +123,7 @@ class TextCalibrationReader:
         return next(self._feeds, None)
 
 
-class QdqOptions(TargetOptions):
+class QdqOptions(SearchOptions):
     activation_type: Literal["uint8", "uint16"] = "uint16"
     calibration_samples: int = Field(64, ge=4, le=1000)
     sequence_length: int | None = Field(None, ge=8, description="fixed sequence length; defaults to max_length")
