@@ -108,8 +108,9 @@ def test_unreachable_mteb_task_fails_before_converting(tmp_path, upstream_minilm
             "task": "sentence-embedding", "formats": {"onnx": {}}, "evaluation": {"mteb_tasks": ["SciFact"]}}
     path = tmp_path / "mteb-offline.yaml"
     path.write_text(yaml.safe_dump(spec))
-    result = invoke("evaluate", str(path), "--no-speed")
+    result = invoke("evaluate", str(path), "--no-speed", "--results", str(tmp_path / "results.json"))
     assert result.exit_code == 1
+    assert "Traceback" in (tmp_path / "mteb-offline.log").read_text()  # the failed step's, in the run's log
     assert "mteb task SciFact" in result.output and "is not reachable at http://127.0.0.1" in result.output
     assert "export" not in result.output
 
