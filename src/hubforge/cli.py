@@ -47,32 +47,21 @@ def _resolve(model: str, formats: list[str] | None, source_dir: Path | None = No
 def _progress(spec_id: str, log: Path):
     """A live status line for long work; decisions (gate results, failures) are printed as they happen. What the
     libraries print, and the traceback of every failed step, go to the `log` file."""
+    from unittest import mock
+
     from .workers import LOG_ENV
 
     quiet_libraries()
     log.unlink(missing_ok=True)  # each run's own; the first worker creates it
     console.print(f"log: {log}", highlight=False)
-    with console.status(f"[bold]{spec_id}[/]: starting") as status, _environment(**{LOG_ENV: str(log)}):
+    with console.status(f"[bold]{spec_id}[/]: starting") as status, \
+            mock.patch.dict(os.environ, {LOG_ENV: str(log)}):  # the variable is gone again after the run
         def report(message: str) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
             if "→" in message or message.startswith(("export", "source", "reference", "evaluate")):
                 console.print(message, highlight=False)
 
         yield report
-
-
-@contextlib.contextmanager
-def _environment(**variables: str):
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def results_table(result) -> Table:

@@ -161,9 +161,9 @@ def resolve_model(model: str, source_dir: Path | None = None, token: str | None 
 def download_model_files(repo_id: str, token: str | None = None) -> Path:
     """The repo's configs and tokenizer (no weights), enough to derive its spec."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    from .hub import hub_error, make_api, with_retries
+    from .hub import make_api, with_retries
 
     api = make_api(token)
 
@@ -178,10 +178,7 @@ def download_model_files(repo_id: str, token: str | None = None) -> Path:
                             "check the repo id (and that the token may read it); known specs: "
                             f"{', '.join(available_specs()) or 'none'}") from exc
 
-    sha = with_retries(head, f"reading {repo_id}")
-    try:
-        return Path(with_retries(lambda: snapshot_download(repo_id, revision=sha, endpoint=api.endpoint,
-                                                           token=api.token, allow_patterns=MODEL_FILE_PATTERNS),
-                                 f"downloading {repo_id}'s configuration"))
-    except HfHubHTTPError as exc:
-        raise hub_error(exc, f"downloading {repo_id}'s configuration") from exc
+    sha = with_retries(head, f"reading {repo_id}")  # HTTP errors other than these become one-line HubErrors there
+    return Path(with_retries(lambda: snapshot_download(repo_id, revision=sha, endpoint=api.endpoint, token=api.token,
+                                                       allow_patterns=MODEL_FILE_PATTERNS),
+                             f"downloading {repo_id}'s configuration"))

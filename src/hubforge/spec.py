@@ -122,9 +122,8 @@ class ModelSpec(StrictModel):
 
 @dataclass(frozen=True)
 class FoundSpec:
-    id: str
     path: Path
-    origin: str
+    origin: str  # `paths.SpecDir.origin`
 
 
 def available_specs() -> dict[str, FoundSpec]:
@@ -132,7 +131,7 @@ def available_specs() -> dict[str, FoundSpec]:
     found: dict[str, FoundSpec] = {}
     for spec_dir in spec_dirs():
         for path in sorted(spec_dir.path.glob("*.yaml")):
-            found.setdefault(path.stem, FoundSpec(path.stem, path, spec_dir.origin))
+            found.setdefault(path.stem, FoundSpec(path, spec_dir.origin))
     return dict(sorted(found.items()))
 
 
@@ -163,7 +162,8 @@ def load_spec(name_or_path: str) -> ModelSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}", "fix the YAML syntax at the position shown") from exc
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a spec must be a YAML mapping", "start from `hubforge specs new MODEL`, which writes one")
+        raise SpecError(f"{path}: a spec must be a YAML mapping",
+                        "start from `hubforge specs new MODEL`, which writes one")
     try:
         return ModelSpec.model_validate(raw)
     except ValidationError as exc:
