@@ -7,6 +7,9 @@ TORCH ?= torch==2.13.0
 # sentence-transformers' ONNX backend and optimum's ORTModel need transformers<4.58: their own environment
 ST5_ONNX ?= .venv-st5-onnx
 export HUBFORGE_ST5_ONNX_PYTHON := $(abspath $(ST5_ONNX))/bin/python
+# transformers.js (node) for the consumer check, from the lock file in src/hubforge/clients/js
+NODE_CLIENTS ?= .node-clients
+export HUBFORGE_NODE_CLIENTS := $(abspath $(NODE_CLIENTS))
 
 .PHONY: install demo test bench
 
@@ -14,7 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[test]"
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[test,clients]"
 	$(PY) -m pip check
 	touch $@
 
@@ -25,7 +28,15 @@ $(ST5_ONNX)/.installed: src/hubforge/clients/st5_onnx.txt
 	$(ST5_ONNX)/bin/python -m pip install -q -r src/hubforge/clients/st5_onnx.txt
 	touch $@
 
-install: $(VENV)/.installed $(ST5_ONNX)/.installed
+# onnxruntime-node ships its CPU binaries in the package; its install script only fetches CUDA ones from outside
+# the registry, so scripts are skipped
+$(NODE_CLIENTS)/.installed: src/hubforge/clients/js/package.json src/hubforge/clients/js/package-lock.json
+	mkdir -p $(NODE_CLIENTS)
+	cp src/hubforge/clients/js/package.json src/hubforge/clients/js/package-lock.json $(NODE_CLIENTS)/
+	npm ci --prefix $(NODE_CLIENTS) --ignore-scripts --no-audit --no-fund --silent
+	touch $@
+
+install: $(VENV)/.installed $(ST5_ONNX)/.installed $(NODE_CLIENTS)/.installed
 
 demo: install
 	$(VENV)/bin/hubforge demo

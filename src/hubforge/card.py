@@ -62,6 +62,36 @@ def shown_config(config: dict) -> str:
     return json.dumps({k: f"{len(v)} nodes" if k == "keep" else v for k, v in config.items() if k != "keep" or v})
 
 
+@dataclass(frozen=True)
+class ConsumerMatrix:
+    """The card's "Loads in" table: a row per file, a column per client, each cell what that client gave."""
+
+    clients: list[str]
+    rows: list[tuple[str, list[str]]]
+    texts: int
+    metric: str
+
+
+def _cell(check) -> str:
+    if check.status == "not measured":
+        return "not measured (not installed)"
+    if check.status == "failed":
+        return f"fails: {check.detail}"
+    return f"{check.value:.4f}" + (f" (lowest {check.worst:.4f})" if check.worst is not None else "")
+
+
+def consumer_matrix(variants: list[VariantResult]) -> ConsumerMatrix | None:
+    checks = [c for v in variants for c in v.consumers]
+    if not checks:
+        return None
+    clients = list(dict.fromkeys(c.client for c in checks))
+    by_file: dict[str, dict[str, str]] = {}
+    for check in checks:
+        by_file.setdefault(check.file, {})[check.client] = _cell(check)
+    rows = [(file, [cells.get(client, "—") for client in clients]) for file, cells in by_file.items()]
+    return ConsumerMatrix(clients, rows, checks[0].texts, checks[0].metric)
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(template_dirs()), undefined=StrictUndefined, keep_trailing_newline=True,
                       trim_blocks=True, lstrip_blocks=True)
@@ -94,6 +124,7 @@ def render_cards(result: RunResult, plot: bool = False, changes: dict | None = N
         context = dict(r=result, repo_id=repo_id, suffix=suffix, variants=variants, reference=result.reference,
                        tasks=tasks, spec=result.spec, source=result.source, hardware=result.hardware,
                        siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
+                       consumers=consumer_matrix(variants),
                        rejected=result.not_published, plot_file=PLOT_FILE if plot else None,
                        changes=changes.get(repo_id),
                        community=[row for record in community.get(repo_id, []) for row in card_rows(record)])

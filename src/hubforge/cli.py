@@ -200,7 +200,7 @@ def stages_table(result) -> Table:
     """Wall time and peak resident memory of every worker step, a row per format: where the time and memory went."""
     kinds = ("build", "evaluate", "speed")
     named = {"prepare": "build checks: tasks, model pipeline", "reference": "build fp32",
-             "export": "build fp32 ONNX export"}
+             "export": "build fp32 ONNX export", "consumers": "evaluate every file in its clients"}
     rows: dict[str, dict] = {}
     for step in result.stages:
         kind, _, name = named.get(step["stage"], step["stage"]).partition(" ")

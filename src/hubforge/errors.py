@@ -19,6 +19,12 @@ class HubforgeError(Exception):
         return type(self), (self.message, self.hint)
 
 
+def failure(exc: BaseException) -> str:
+    """'ExceptionType: first line of its message', as results.json and the card show a failed attempt."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class SpecError(HubforgeError):
     """A model spec is missing or invalid."""
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .errors import HubforgeError
+from .errors import HubforgeError, failure
+from .evaluation.consumers import ClientCheck, check_consumers
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory, measure_memory, release_memory
 from .evaluation.speed import Speed, measure_speed
@@ -58,12 +59,6 @@ class EvalOptions:
     def skipped(self) -> tuple[str, ...]:
         return tuple(what for what, on in (("task quality: --no-quality", self.quality),
                                            ("speed: --no-speed", self.speed)) if not on)
-
-
-def failure(exc: BaseException) -> str:
-    """'ExceptionType: first line of its message', as results.json and the card show a failed attempt."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 # --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
@@ -220,7 +215,7 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
     artifact = outcome.passed
     fields = dict(name=outcome.name, attempts=outcome.attempts, gate_thresholds=outcome.gate.model_dump(),
                   runtime=target.runtime_name, precision=target.precision, target_hardware=target.hardware,
-                  cpu_target=target.cpu_target, repo_suffix=target.repo_suffix,
+                  cpu_target=target.cpu_target, repo_suffix=target.repo_suffix, fixed_shape=target.fixed_shape,
                   config=last.config if last else {}, fidelity=last.fidelity if last else None)
     if artifact is None:
         gated = [a for a in outcome.attempts if a.fidelity is not None]
@@ -291,6 +286,36 @@ def time_variants(reference_row: VariantResult, variants: dict[str, VariantResul
             variants[variant.name] = replace(timed_variant,
                                              kept=replace(timed_variant.kept, base_p50_ms=run.value[0].p50_ms))
     return reference_row, runs
+
+
+def consumers_step(variants: list[VariantResult], io: ModelIO, spec: ModelSpec,
+                   report: Report) -> dict[str, list[ClientCheck]]:
+    """Every passing file loaded in the clients its card names, from the repo's own layout (the consumer matrix)."""
+    return check_consumers(variants, io, spec, report)
+
+
+def with_consumers(variant: VariantResult, checks: list[ClientCheck]) -> VariantResult:
+    """The variant with its consumer checks; not published when a client its card names fails on its file."""
+    failed = [c for c in checks if c.status == "failed"]
+    if not failed:
+        return replace(variant, consumers=checks)
+    first = failed[0]
+    return replace(variant, consumers=checks, passed=False,
+                   gate=f"fails in {first.client} ({first.file}): {first.detail}")
+
+
+def check_variants_in_clients(variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec, *, threads: int,
+                              report: Report) -> StepResult:
+    """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`)."""
+    passing = [v for v in variants.values() if v.passed]
+    done = run_step(Step("consumers", consumers_step, (passing, io, spec), threads), report)
+    for variant in passing:
+        if done.error:
+            variants[variant.name] = replace(variant, passed=False,
+                                             gate=f"failed (consumer check): {failure(done.error)}")
+        else:
+            variants[variant.name] = with_consumers(variant, done.value[variant.name])
+    return done
 
 
 def mteb_results_step(variants: list[VariantResult], out_dir: Path, model_name: str, report: Report) -> None:
@@ -430,6 +455,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     largest_first = sorted(searches, key=lambda search: -search.target.workload)
     steps += run_steps(first + [search.first() for search in largest_first], report, lanes, then=follow)
     variants = {search.target.name: search.variant for search in searches}
+    if any(v.passed for v in variants.values()):
+        steps.append(check_variants_in_clients(variants, io, spec, threads=options.threads, report=report))
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,

@@ -15,28 +15,11 @@ from .card import RepoCard
 from .community import is_record
 from .errors import AuthError
 from .hub import hub_error, with_retries
+from .layout import TRANSFORMERS_JS_DTYPES, repo_files
 from .results import RunResult
 from .plot import PLOT_FILE
 
 MANIFEST = "hubforge.json"
-WEIGHT_SUFFIXES = {".safetensors", ".bin", ".h5", ".msgpack", ".onnx", ".ot", ".pt", ".pth", ".gguf"}
-SKIPPED = {"README.md", ".gitattributes"}
-
-
-def pipeline_files(model_dir: Path) -> dict[str, Path]:
-    """What a consumer's pipeline reads besides the transformer's weights: configs, the tokenizer and every
-    sentence-transformers module folder (1_Pooling/, 2_Dense/ with its weights, ...)."""
-    files = {}
-    for path in sorted(model_dir.rglob("*")):
-        rel = path.relative_to(model_dir)
-        if not path.is_file() or ".cache" in rel.parts or rel.name in SKIPPED:
-            continue
-        if len(rel.parts) == 1 and rel.suffix in WEIGHT_SUFFIXES:
-            continue
-        if rel.parts[0] in ("onnx", "openvino"):  # upstream's own exports are not ours to republish
-            continue
-        files[rel.as_posix()] = path
-    return files
 
 
 @dataclass(frozen=True)
@@ -79,9 +62,7 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
     plans = []
     for card in cards:
         variants = [v for v in result.published if v.repo_suffix == card.suffix]
-        files: dict[str, bytes | Path] = dict(pipeline_files(result.source.path))
-        for variant in variants:
-            files.update(variant.files)
+        files: dict[str, bytes | Path] = dict(repo_files(result.source.path, variants))
         if any(path.startswith("onnx/") for path in files):
             files["onnx/quantize_config.json"] = json.dumps(onnx_quantize_config(variants), indent=2).encode()
         files["README.md"] = card.text.encode()
@@ -104,11 +85,6 @@ def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = Non
         files[MANIFEST] = json.dumps(manifest, indent=2, sort_keys=True).encode()
         plans.append(RepoPlan(card.repo_id, files, manifest))
     return plans
-
-
-# transformers.js' `dtype` for each ONNX file name it knows (its conversion script's naming)
-TRANSFORMERS_JS_DTYPES = {"model.onnx": "fp32", "model_fp16.onnx": "fp16", "model_quantized.onnx": "q8",
-                          "model_q4.onnx": "q4", "model_q4f16.onnx": "q4f16"}
 
 
 def onnx_quantize_config(variants: list) -> dict:

@@ -74,6 +74,8 @@ class VariantResult:
     gate_thresholds: dict = field(default_factory=dict)
     evaluation_note: str = ""  # how task scores were computed, where it differs from the measured runtime
     kept: KeptPrecise | None = None  # the accuracy-aware search's nodes kept precise, if it ran and passed
+    fixed_shape: bool = False  # its repo carries no sentence-transformers configuration (layout.pipeline_files)
+    consumers: list = field(default_factory=list)  # evaluation.consumers.ClientCheck, one per client of its file
 
     @property
     def quality(self) -> dict[str, float]:
@@ -93,6 +95,7 @@ class VariantResult:
             "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
             "kept_precise": self.kept.as_dict() if self.kept else None,
+            "consumers": [c.as_dict() for c in self.consumers],
         }
 
 

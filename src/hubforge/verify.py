@@ -31,7 +31,8 @@ from .evaluation.tasks import TaskScore, evaluate_tasks
 from .gate import check_fidelity
 from .hub import hub_error
 from .measure import evaluation_encoder, measure_artifact
-from .pipeline import EvalOptions, Report, failure, speed_step
+from .errors import failure
+from .pipeline import EvalOptions, Report, speed_step
 from .publish import MANIFEST, sha256_of
 from .reference import Reference, compute_reference, model_io
 from .source import SourceModel, fetch_source

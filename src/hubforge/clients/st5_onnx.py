@@ -1,15 +1,17 @@
 """Runs a published ONNX file in the clients that need optimum-onnx (sentence-transformers 5's backend="onnx",
 optimum's ORTModel) and sentence-transformers' ONNX export helpers, inside this folder's own environment.
 
-Reads one JSON request on stdin, writes its array to request["out"] (.npy) or its files to request["out_dir"]:
-    {"client": "sentence-transformers", "path": ..., "file_name": ..., "texts": [...], "out": ...}
-    {"client": "cross-encoder", "path": ..., "pairs": [[a, b], ...], "out": ...}
-    {"client": "optimum", "path": ..., "file_name": ..., "texts": [...], "out": ...}   (mean-pooled last_hidden_state)
+Reads {"requests": [...], "out_dir": ...} as JSON on stdin; request i writes its array to out_dir/i.npy (or its
+files to its own "out_dir"), or its error's "Type: first line" to out_dir/i.error, and the others still run:
+    {"client": "sentence-transformers", "path": ..., "file_name": ..., "texts": [...]}
+    {"client": "cross-encoder", "path": ..., "file_name": ..., "pairs": [[a, b], ...]}
+    {"client": "optimum", "path": ..., "file_name": ..., "texts": [...], "pooling": "mean"|"cls", "normalize": bool}
     {"client": "st-export-helpers", "path": ..., "out_dir": ...}                       (O3 and dynamic int8 files)
 """
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +28,9 @@ def cross_encoder(request: dict) -> np.ndarray:
     import torch
     from sentence_transformers import CrossEncoder
 
-    model = CrossEncoder(request["path"], backend="onnx", device="cpu", activation_fn=torch.nn.Identity())
+    kwargs = {"file_name": request["file_name"]} if request.get("file_name") else {}
+    model = CrossEncoder(request["path"], backend="onnx", device="cpu", activation_fn=torch.nn.Identity(),
+                         model_kwargs=kwargs)
     return model.predict([tuple(pair) for pair in request["pairs"]])
 
 
@@ -39,8 +43,14 @@ def optimum(request: dict) -> np.ndarray:
     enc = AutoTokenizer.from_pretrained(request["path"])(request["texts"], padding=True, truncation=True,
                                                            return_tensors="pt")
     hidden = model(**enc).last_hidden_state.numpy()
-    mask = enc["attention_mask"].numpy()[..., None]
-    return (hidden * mask).sum(1) / mask.sum(1)
+    if request.get("pooling", "mean") == "cls":
+        pooled = hidden[:, 0]
+    else:
+        mask = enc["attention_mask"].numpy()[..., None]
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+    if request.get("normalize"):
+        pooled = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled
 
 
 def st_export_helpers(request: dict) -> None:
@@ -57,12 +67,18 @@ def st_export_helpers(request: dict) -> None:
 
 
 def main() -> None:
-    request = json.load(sys.stdin)
-    if request["client"] == "st-export-helpers":
-        st_export_helpers(request)
-        return
-    run = {"sentence-transformers": sentence_transformers, "cross-encoder": cross_encoder, "optimum": optimum}
-    np.save(request["out"], np.asarray(run[request["client"]](request), dtype=np.float32))
+    batch = json.load(sys.stdin)
+    run = {"sentence-transformers": sentence_transformers, "cross-encoder": cross_encoder, "optimum": optimum,
+           "st-export-helpers": st_export_helpers}
+    for i, request in enumerate(batch["requests"]):
+        try:
+            out = run[request["client"]](request)
+        except Exception as exc:
+            lines = str(exc).strip().splitlines()
+            (Path(batch["out_dir"]) / f"{i}.error").write_text(f"{type(exc).__name__}: {lines[0] if lines else ''}")
+            continue
+        if out is not None:
+            np.save(Path(batch["out_dir"]) / f"{i}.npy", np.asarray(out, dtype=np.float32))
 
 
 if __name__ == "__main__":

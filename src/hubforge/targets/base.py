@@ -95,6 +95,9 @@ class Target(ABC):
     default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
     usage_template: ClassVar[Path | None] = None  # default: formats/<name>.md.j2 of the templates
     kept_as: ClassVar[str] = "float"  # how the accuracy-aware search keeps a node precise (see `keeping`)
+    fixed_shape: ClassVar[bool] = False  # one padded sequence a call: the repo carries no sentence-transformers config
+    clients: ClassVar[tuple[str, ...]] = ("onnxruntime",)  # what the card says loads the file
+    # (evaluation.consumers.CLIENTS); each one is checked before the file is published
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -16,6 +16,7 @@ class OnnxFp16Target(Target):
     tags = ("onnx", "onnxruntime", "fp16")
     runtime_name = "onnxruntime"
     precision = "fp16"
+    clients = ("onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed")
     hardware = "GPUs via ONNX Runtime TensorRT / CUDA / DirectML"
     description = "fp16 weights and activations; inputs and outputs stay fp32 so callers change nothing"
     cpu_target = False

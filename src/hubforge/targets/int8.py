@@ -67,6 +67,7 @@ class OnnxDynamicInt8Target(Target):
     tags = ("onnx", "onnxruntime", "int8")
     runtime_name = "onnxruntime"
     precision = "int8"
+    clients = ("onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed")
     hardware = "x86-64 / ARM CPUs (VNNI, AMX, dot-product instructions)"
     description = ("fused transformer graph (attention, LayerNorm, tanh-approximated GELU) with per-channel int8 "
                    "MatMul weights, activations quantized at run time, padding masked without denormals")

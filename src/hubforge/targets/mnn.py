@@ -45,6 +45,7 @@ class MnnTarget(Target):
     library_name = "mnn"
     tags = ("mnn", "mobile", "edge")
     runtime_name = "mnn"
+    clients = ("MNN",)
     precision = "int4-weight / int8-weight / fp16"
     hardware = "ARM and x86 CPUs of phones and edge devices (MNN)"
     description = ("MNN model; block-wise int4 or int8 weights (dequantized at load) or fp16 weights, the smallest "

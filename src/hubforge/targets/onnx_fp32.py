@@ -22,6 +22,7 @@ class OnnxFp32Target(Target):
     tags = ("onnx", "onnxruntime")
     runtime_name = "onnxruntime"
     precision = "fp32"
+    clients = ("onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed")
     hardware = "any CPU or GPU with ONNX Runtime"
     description = ("fp32 ONNX export, padding masked without denormals, loadable by sentence-transformers "
                    "(backend='onnx'), optimum and transformers.js")

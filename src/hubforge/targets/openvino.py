@@ -174,6 +174,7 @@ class OpenVinoTarget(Target):
     description = "OpenVINO IR with fp16-compressed weights"
     options_model = OpenVinoOptions
     file_stem = "openvino/openvino_model"
+    clients = ("sentence-transformers (openvino)", "optimum-intel (OVModel)")
 
     def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: CandidateConfig,
               out_dir: Path) -> dict[str, Path]:

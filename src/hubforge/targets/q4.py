@@ -44,6 +44,7 @@ class OnnxQ4Target(Target):
     tags = ("onnx", "onnxruntime", "int4")
     runtime_name = "onnxruntime"
     precision = "int4-weight"
+    clients = ("onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed")
     hardware = "CPUs and browsers (ONNX Runtime, transformers.js WASM)"
     description = "4-bit block-quantized MatMul weights (MatMulNBits), fp32 activations; embeddings stay fp32"
     default_gate = WEIGHT_4BIT_GATE

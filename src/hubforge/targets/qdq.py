@@ -149,6 +149,7 @@ class QdqTarget(Target):
     workload = 4
     cpu_target = False
     options_model = QdqOptions
+    fixed_shape = True
 
     def weight_type(self, options: QdqOptions) -> str:
         return "int8"

@@ -1,0 +1,324 @@
+"""The consumer matrix: every published file loaded, from the repo's own layout, in each client its card names, on
+texts no gate or search saw; its outputs compared with the fp32 pipeline's (the card's figure) and with the file's
+own outputs in hubforge's runtime (the check). A client that cannot load the file, or gives other outputs than the
+file gives (mistokenized, mis-pooled, the wrong file picked), fails it, and the file is not published; the fidelity
+gate has already judged the file itself. A client whose environment is not installed is "not measured".
+
+Clients that need an environment of their own run in it as a subprocess (sentence-transformers' ONNX backend and
+optimum's ORTModel: `clients.run_st5_onnx_batch`; transformers.js: node); the others run in this worker.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..clients import ClientUnavailable
+from ..datasets import sample_texts
+from ..errors import failure
+from ..layout import TRANSFORMERS_JS_DTYPES, repo_files, stage
+from ..runtimes import ModelIO, MnnRuntime, OrtRuntime, ReferenceEncoder, TextEncoder
+from ..spec import ModelSpec
+from .fidelity import cosine_rows
+
+# short texts of several kinds, none of them a fidelity, calibration or task text
+EDGE_TEXTS = ("Ok", "WHY IS MY CARD BLOCKED???", "Überweisung nach Zürich, 250 € — wann kommt sie an?",
+              "card 4242 declined at 23:59 (error #51) 🙁", "i want 2 close my acount pls",
+              "Can I top up by bank transfer, and how long does it take for the money to show?")
+CONSUMER_SAMPLE = 26
+CONSUMER_SEED = 11
+# a client reproduces the file when its outputs agree with the file's own this closely (different fusions, thread
+# counts and ONNX Runtime builds stay above it; a tokenizer or pooling mismatch falls far below)
+MIN_AGREEMENT = {"mean cosine": 0.999, "Spearman": 0.99}
+
+
+def consumer_texts(spec: ModelSpec) -> list[str]:
+    """Texts of the spec's text set no stage samples (another seed of its test split) plus EDGE_TEXTS."""
+    return sample_texts(spec.evaluation.fidelity_texts, CONSUMER_SAMPLE, split="test", seed=CONSUMER_SEED) + \
+        list(EDGE_TEXTS)
+
+
+@dataclass(frozen=True)
+class ClientRequest:
+    """One file of one staged repo, for one client."""
+
+    folder: Path  # the repo as published (layout.repo_files), staged as symlinks
+    file: str  # the file as the repo names it, e.g. onnx/model_quantized.onnx
+    io: ModelIO
+    texts: list[str]
+    pairs: list[str] | None  # cross-encoders score (text, pair) pairs
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
+
+
+Outcome = np.ndarray | str  # the client's outputs, or its failure as "Type: first line"
+
+
+@dataclass(frozen=True)
+class Client:
+    """A library consumers load published files with. `run` takes every request for it at once (one subprocess)."""
+
+    name: str
+    tasks: tuple[str, ...]
+    run: Callable[[list[ClientRequest]], list[Outcome]]
+    claims: Callable[[ClientRequest], bool] = lambda request: True  # beyond its format's claim (e.g. file naming)
+
+
+@dataclass(frozen=True)
+class ClientCheck:
+    """One (file, client) cell of the matrix."""
+
+    client: str
+    file: str
+    status: str  # "pass", "failed" or "not measured"
+    metric: str  # "mean cosine" (embeddings) or "Spearman" (cross-encoder scores)
+    value: float | None = None  # against the fp32 pipeline
+    worst: float | None = None  # lowest per-text cosine against fp32; None for scores
+    agreement: float | None = None  # `metric` against the file's own outputs in hubforge's runtime
+    texts: int = 0
+    detail: str = ""  # why it failed or was not measured
+
+    def as_dict(self) -> dict:
+        return {"client": self.client, "file": self.file, "status": self.status, "metric": self.metric,
+                "value": self.value, "worst": self.worst, "agreement": self.agreement, "texts": self.texts,
+                "detail": self.detail}
+
+
+def _each(function: Callable[[ClientRequest], np.ndarray]) -> Callable[[list[ClientRequest]], list[Outcome]]:
+    """An in-process client: each request on its own, a failure recorded as data."""
+    def run(requests: list[ClientRequest]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for request in requests:
+            try:
+                out.append(np.asarray(function(request), dtype=np.float32))
+            except ModuleNotFoundError as exc:
+                raise ClientUnavailable(f"{exc.name} is not installed", "pip install hubforge's [test] extra") from exc
+            except Exception as exc:
+                out.append(failure(exc))
+        return out
+
+    return run
+
+
+def _outputs(encoder: TextEncoder, request: ClientRequest) -> np.ndarray:
+    if request.pairs is not None:
+        return encoder.score(request.texts, request.pairs)
+    return encoder.embed(request.texts)
+
+
+def _onnxruntime(request: ClientRequest) -> np.ndarray:
+    """The card's recipe: an InferenceSession on the file; a fixed-shape graph gets one text a call, padded to its
+    length. Pooling and normalisation as the card states them."""
+    return _outputs(TextEncoder(request.io, OrtRuntime(request.path)), request)
+
+
+def _mnn(request: ClientRequest) -> np.ndarray:
+    return _outputs(TextEncoder(request.io, MnnRuntime(request.path)), request)
+
+
+def _openvino_st(request: ClientRequest) -> np.ndarray:
+    if request.pairs is not None:
+        import torch
+        from sentence_transformers import CrossEncoder
+
+        model = CrossEncoder(str(request.folder), backend="openvino", device="cpu", activation_fn=torch.nn.Identity(),
+                             model_kwargs={"file_name": request.file})
+        return model.predict(list(zip(request.texts, request.pairs)))
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(request.folder), backend="openvino", device="cpu",
+                                model_kwargs={"file_name": request.file})
+    return model.encode(request.texts)
+
+
+def _optimum_intel(request: ClientRequest) -> np.ndarray:
+    from optimum.intel import OVModelForFeatureExtraction
+    from transformers import AutoTokenizer
+
+    subfolder, file_name = request.file.rsplit("/", 1)
+    model = OVModelForFeatureExtraction.from_pretrained(request.folder, subfolder=subfolder, file_name=file_name,
+                                                        compile=True)
+    enc = AutoTokenizer.from_pretrained(request.folder)(request.texts, padding=True, truncation=True,
+                                                       max_length=request.io.max_length, return_tensors="pt")
+    return _pooled(model(**enc).last_hidden_state.numpy(), enc["attention_mask"].numpy(), request.io)
+
+
+def _pooled(hidden: np.ndarray, mask: np.ndarray, io: ModelIO) -> np.ndarray:
+    """Pooling as the card describes it, for the clients that return token states."""
+    if io.pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True) if io.normalize else pooled
+
+
+def _fastembed(request: ClientRequest) -> np.ndarray:
+    """Qdrant's fastembed with the file registered as a custom model and loaded from the folder (no download)."""
+    import hashlib
+
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    pooling = {"mean": PoolingType.MEAN, "cls": PoolingType.CLS}[request.io.pooling]
+    # the registry is per process and refuses a name twice: one name per file
+    name = f"hubforge/{hashlib.sha1(str(request.path).encode()).hexdigest()[:12]}"
+    if not any(m["model"] == name for m in TextEmbedding.list_supported_models()):
+        TextEmbedding.add_custom_model(model=name, pooling=pooling, normalization=request.io.normalize,
+                                       sources=ModelSource(hf=name), dim=_hidden_size(request.folder),
+                                       model_file=request.file)
+    with tempfile.TemporaryDirectory() as cache:
+        model = TextEmbedding(name, specific_model_path=str(request.folder), cache_dir=cache, local_files_only=True,
+                              cuda=False, providers=["CPUExecutionProvider"])
+        return np.stack(list(model.embed(request.texts)))
+
+
+def _hidden_size(folder: Path) -> int:
+    import json
+
+    return json.loads((folder / "config.json").read_text())["hidden_size"]
+
+
+def _pooling_only(request: ClientRequest) -> bool:
+    """Clients that pool token states themselves (mean or CLS, then normalise) reproduce a model whose pipeline is
+    nothing more: not one with a Dense layer or another pooling mode."""
+    import json
+
+    modules = request.folder / "modules.json"
+    types = {m["type"].rsplit(".", 1)[-1] for m in json.loads(modules.read_text())} if modules.exists() else set()
+    return request.io.pooling in ("mean", "cls") and types <= {"Transformer", "Pooling", "Normalize"}
+
+
+def _st5_requests(requests: list[ClientRequest], client: str) -> list[Outcome]:
+    from ..clients import run_st5_onnx_batch
+
+    def as_json(request: ClientRequest) -> dict:
+        common = {"client": client, "path": str(request.folder), "file_name": request.file}
+        if request.pairs is not None:
+            return {**common, "client": "cross-encoder", "pairs": list(zip(request.texts, request.pairs))}
+        return {**common, "texts": request.texts, "pooling": request.io.pooling, "normalize": request.io.normalize}
+
+    return run_st5_onnx_batch([as_json(r) for r in requests])
+
+
+def _transformers_js(requests: list[ClientRequest]) -> list[Outcome]:
+    from ..clients import run_transformers_js
+
+    return run_transformers_js([{"folder": str(r.folder), "dtype": TRANSFORMERS_JS_DTYPES[Path(r.file).name],
+                                 "texts": r.texts, "pooling": r.io.pooling, "normalize": r.io.normalize}
+                                for r in requests])
+
+
+def _sentence_transformers_model(request: ClientRequest) -> bool:
+    return request.io.is_sentence_transformer or request.io.task == "cross-encoder"
+
+
+CLIENTS: dict[str, Client] = {c.name: c for c in (
+    Client("onnxruntime", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_onnxruntime)),
+    Client("sentence-transformers (onnx)", ("sentence-embedding", "cross-encoder"),
+           lambda requests: _st5_requests(requests, "sentence-transformers"), _sentence_transformers_model),
+    Client("optimum (ORTModel)", ("sentence-embedding", "feature-extraction"),
+           lambda requests: _st5_requests(requests, "optimum"), _pooling_only),
+    Client("transformers.js", ("sentence-embedding", "feature-extraction"), _transformers_js,
+           lambda r: Path(r.file).name in TRANSFORMERS_JS_DTYPES and _pooling_only(r)),
+    Client("fastembed", ("sentence-embedding",), _each(_fastembed), _pooling_only),
+    Client("sentence-transformers (openvino)", ("sentence-embedding", "cross-encoder"), _each(_openvino_st),
+           _sentence_transformers_model),
+    Client("optimum-intel (OVModel)", ("sentence-embedding", "feature-extraction"), _each(_optimum_intel),
+           _pooling_only),
+    Client("MNN", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_mnn)),
+)}
+
+
+def main_file(files: dict[str, Path]) -> str:
+    """The file a client is pointed at: the graph, not its external data or weights file."""
+    return next(rel for rel in sorted(files) if rel.endswith((".onnx", ".xml", ".mnn")))
+
+
+def _agreement(reference: np.ndarray, got: np.ndarray, cross: bool) -> tuple[float, float | None]:
+    if cross:
+        from scipy.stats import spearmanr
+
+        return float(spearmanr(reference, got.reshape(len(reference), -1)[:, 0]).statistic), None
+    rows = cosine_rows(reference, got)
+    return float(rows.mean()), float(rows.min())
+
+
+def _check(client: Client, request: ClientRequest, outcome: Outcome, reference: np.ndarray,
+           own: np.ndarray) -> ClientCheck:
+    """`reference`: the fp32 pipeline's outputs; `own`: the file's in hubforge's runtime."""
+    cross = request.pairs is not None
+    metric = "Spearman" if cross else "mean cosine"
+    if isinstance(outcome, str):
+        return ClientCheck(client.name, request.file, "failed", metric, texts=len(request.texts), detail=outcome)
+    if outcome.shape[0] != len(request.texts):
+        return ClientCheck(client.name, request.file, "failed", metric, texts=len(request.texts),
+                           detail=f"{outcome.shape[0]} outputs for {len(request.texts)} texts")
+    value, worst = _agreement(reference, outcome, cross)
+    agreement, _ = _agreement(own, outcome, cross)
+    passed = agreement >= MIN_AGREEMENT[metric]
+    return ClientCheck(client.name, request.file, "pass" if passed else "failed", metric, value, worst, agreement,
+                       len(request.texts), "" if passed else
+                       f"{metric} {agreement:.4f} against the file's own outputs, below {MIN_AGREEMENT[metric]}")
+
+
+def _own_outputs(variant, io: ModelIO, texts: list[str], pairs: list[str] | None) -> np.ndarray:
+    """The file's outputs in the runtime hubforge measured it with (its target's `load`)."""
+    from ..targets import get_target
+
+    encoder = TextEncoder(io, get_target(variant.name).load(variant.files, None))
+    return encoder.score(texts, pairs) if pairs is not None else encoder.embed(texts)
+
+
+@dataclass
+class _Cells:
+    """Requests grouped by client, remembering which variant each belongs to."""
+
+    by_client: dict[str, list[tuple[str, ClientRequest]]] = field(default_factory=dict)
+
+    def add(self, client: Client, variant: str, request: ClientRequest) -> None:
+        self.by_client.setdefault(client.name, []).append((variant, request))
+
+
+def check_consumers(variants: list, io: ModelIO, spec: ModelSpec,
+                    report: Callable[[str], None]) -> dict[str, list[ClientCheck]]:
+    """{variant name: its checks}, for every passing variant (results.VariantResult) and each client its format
+    claims (`Target.clients`) that can run the spec's task."""
+    from ..targets import get_target
+
+    texts = consumer_texts(spec)
+    cross = spec.task == "cross-encoder"
+    pairs = texts[1:] + texts[:1] if cross else None
+    reference = ReferenceEncoder(io).outputs(texts, "")
+    cells = _Cells()
+    with tempfile.TemporaryDirectory(prefix="hubforge-consumers-") as tmp:
+        for suffix in dict.fromkeys(v.repo_suffix for v in variants):
+            in_repo = [v for v in variants if v.repo_suffix == suffix]
+            folder = stage(repo_files(io.model_dir, in_repo), Path(tmp) / suffix)
+            for variant in in_repo:
+                request = ClientRequest(folder, main_file(variant.files), io, texts, pairs)
+                for name in get_target(variant.name).clients:
+                    client = CLIENTS[name]
+                    if spec.task in client.tasks and client.claims(request):
+                        cells.add(client, variant.name, request)
+        checks: dict[str, list[ClientCheck]] = {v.name: [] for v in variants}
+        own = {v.name: _own_outputs(v, io, texts, pairs) for v in variants}
+        for name, cell in cells.by_client.items():
+            client = CLIENTS[name]
+            report(f"consumers: {name} ({len(cell)} file{'s' if len(cell) > 1 else ''})")
+            try:
+                outcomes = client.run([request for _, request in cell])
+            except ClientUnavailable as exc:
+                missing = f"{exc.message}; {exc.hint}"
+                for variant, request in cell:
+                    checks[variant].append(ClientCheck(name, request.file, "not measured",
+                                                       "Spearman" if cross else "mean cosine", detail=missing))
+                continue
+            for (variant, request), outcome in zip(cell, outcomes):
+                checks[variant].append(_check(client, request, outcome, reference, own[variant]))
+    return checks
