@@ -44,7 +44,8 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert "copy-onnx" in demo_formats.get_default(click.Context(demo), call=True).split(",")
 
     result = invoke("publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--formats",
-                    "onnx,copy-onnx,broken,killed", "--dry-run", "--out", str(tmp_path), "--no-quality", "--no-speed")
+                    "onnx,copy-onnx,broken,killed,orphan-data", "--dry-run", "--out", str(tmp_path), "--no-quality",
+                    "--no-speed")
     assert result.exit_code == 3, result.output
     results = json.loads((tmp_path / "all-minilm-l6-v2.results.json").read_text())
     variants = {v["name"]: v for v in results["variants"]}
@@ -56,8 +57,17 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert not killed["passed"] and killed["attempts"][0]["error"].startswith(
         "WorkerCrash: the worker for build killed died of SIGKILL"), killed
     assert "not published: killed: failed: WorkerCrash" in result.output
+    orphan = variants["orphan-data"]
+    assert orphan["attempts"][0]["passed"] and not orphan["passed"], orphan  # its gate passed where it was built
+    assert orphan["gate"].startswith("fails in onnxruntime (onnx/model_orphan.onnx): ") and \
+        "model_orphan.onnx_data" in orphan["gate"], orphan["gate"]
+    assert not (tmp_path / "hubforge" / "all-minilm-l6-v2-orphan").exists()
+    copy_checks = variants["copy-onnx"]["consumers"]
+    assert [(c["client"], c["status"]) for c in copy_checks] == [("onnxruntime", "pass")]
+    assert copy_checks[0]["value"] > 0.9999 and copy_checks[0]["agreement"] > 0.9999
     steps = {step["stage"]: step for step in results["stages"]}
-    assert {"reference", "export", "build onnx", "build copy-onnx", "build broken", "build killed"} <= set(steps)
+    assert {"reference", "export", "build onnx", "build copy-onnx", "build broken", "build killed",
+            "consumers"} <= set(steps)
     assert all(step["process"] == "worker" and step["seconds"] > 0 and step["peak_rss_mb"] > 0
                for name, step in steps.items() if name != "build killed")
 

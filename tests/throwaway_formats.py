@@ -56,4 +56,24 @@ class KilledTarget(CopyOnnxTarget):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-NAMES = ("copy-onnx", "broken", "killed")
+class OrphanDataTarget(CopyOnnxTarget):
+    """Its weights sit in an external data file its build does not list: it runs where it was built and passes its
+    gate, but the repo would lack the weights, which the consumer check catches."""
+
+    name = "orphan-data"
+    repo_suffix = "orphan"
+    hardware = "nothing: its repo would miss its weights"
+
+    def build(self, inputs, options, config, out_dir):
+        import onnx
+
+        target = out_dir / "model_orphan.onnx"
+        onnx.save(onnx.load(str(inputs.fp32_onnx)), str(target), save_as_external_data=True,
+                  location="model_orphan.onnx_data")
+        return {"onnx/model_orphan.onnx": target}
+
+    def load(self, files, inputs):
+        return OrtRuntime(files["onnx/model_orphan.onnx"])
+
+
+NAMES = ("copy-onnx", "broken", "killed", "orphan-data")

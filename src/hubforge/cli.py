@@ -165,11 +165,13 @@ Exit status:
 @click.option("--create-pr", is_flag=True, help="Open a pull request instead of committing to main.")
 @click.option("--no-quality", is_flag=True, help="Skip task-quality evaluation (fidelity is always measured).")
 @click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement.")
+@click.option("--no-consumers", is_flag=True,
+              help="Skip loading each file in the clients its card names (the card then says so).")
 @click.option("--if-changed", is_flag=True,
               help="Only publish when upstream, the spec or hubforge changed since the last publish.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout instead of a table.")
-def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, if_changed,
-            as_json):
+def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, no_consumers,
+            if_changed, as_json):
     """Convert MODEL to every format, gate, card and push to the Hub.
 
     MODEL is a spec id (`hubforge specs list`), a spec file, a local model directory or a Hub repo id; a directory or
@@ -180,7 +182,8 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
     spec, formats, source_dir = _resolve(model, formats, source_dir, token)
     with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
         outcome = run_publish(spec, formats, source_dir, dry_run, out_dir, token, create_pr,
-                              EvalOptions(quality=not no_quality, speed=not no_speed), if_changed, report)
+                              EvalOptions(quality=not no_quality, speed=not no_speed, consumers=not no_consumers),
+                              if_changed, report)
     if outcome.result is None:
         console.print(f"{spec.id}: every repo is up to date; nothing to publish")
         return
@@ -200,7 +203,8 @@ def stages_table(result) -> Table:
     """Wall time and peak resident memory of every worker step, a row per format: where the time and memory went."""
     kinds = ("build", "evaluate", "speed")
     named = {"prepare": "build checks: tasks, model pipeline", "reference": "build fp32",
-             "export": "build fp32 ONNX export", "consumers": "evaluate every file in its clients"}
+             "export": "build fp32 ONNX export", "consumers": "evaluate every file in its clients",
+             "swap safety": "evaluate swap safety (all variants)"}
     rows: dict[str, dict] = {}
     for step in result.stages:
         kind, _, name = named.get(step["stage"], step["stage"]).partition(" ")

@@ -4,6 +4,8 @@ modules) and its variants' files. The consumer check loads exactly this layout, 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 WEIGHT_SUFFIXES = {".safetensors", ".bin", ".h5", ".msgpack", ".onnx", ".ot", ".pt", ".pth", ".gguf"}
@@ -52,9 +54,13 @@ def repo_files(model_dir: Path, variants: list) -> dict[str, Path]:
 
 
 def stage(files: dict[str, Path], root: Path) -> Path:
-    """The repo as a folder of symlinks, for clients that load a local folder."""
+    """The repo as a folder, for clients that load a local folder: hard links where the file system allows, else
+    copies (not symlinks: ONNX Runtime refuses external data that resolves outside the model's folder)."""
     for rel, path in files.items():
-        link = root / rel
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(Path(path).resolve())
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copyfile(path, target)
     return root

@@ -26,7 +26,17 @@ from .evaluation.consumers import ClientCheck, check_consumers
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory, measure_memory, release_memory
 from .evaluation.speed import Speed, measure_speed
-from .evaluation.tasks import TaskScore, check_tasks, evaluate_tasks, write_mteb_results
+from .evaluation.swap import SwapSafety, swap_safety
+from .evaluation.tasks import (
+    RetrievalEmbeddings,
+    TaskScore,
+    check_tasks,
+    evaluate_tasks,
+    retrieval_embeddings,
+    retrieval_scores,
+    task_model,
+    write_mteb_results,
+)
 from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact, size_of
@@ -54,11 +64,13 @@ EXIT_NOT_ALL_PUBLISHED = 3  # the run finished, but at least one requested forma
 class EvalOptions:
     quality: bool = True
     speed: bool = True
+    consumers: bool = True
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
     def skipped(self) -> tuple[str, ...]:
         return tuple(what for what, on in (("task quality: --no-quality", self.quality),
-                                           ("speed: --no-speed", self.speed)) if not on)
+                                           ("speed: --no-speed", self.speed),
+                                           ("consumer check: --no-consumers", self.consumers)) if not on)
 
 
 # --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
@@ -79,11 +91,27 @@ def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
     return compute_reference(io, spec, fidelity_texts), fingerprint()
 
 
-def reference_tasks_step(io: ModelIO, spec: ModelSpec, report: Report) -> list[TaskScore]:
+@dataclass(frozen=True)
+class Evaluated:
+    """An evaluate step's task scores, the card's note on the encoder that computed them, and its vectors of the
+    retrieval set (for swap safety)."""
+
+    tasks: list[TaskScore]
+    note: str = ""
+    retrieval: RetrievalEmbeddings | None = None
+
+
+def _evaluated(encoder: TextEncoder, spec: ModelSpec, note: str = "") -> Evaluated:
+    model = task_model(encoder, spec)
+    tasks = evaluate_tasks(encoder, spec, model)
+    return Evaluated(tasks, note, retrieval_embeddings(model, spec))
+
+
+def reference_tasks_step(io: ModelIO, spec: ModelSpec, report: Report) -> Evaluated:
     """The fp32 pipeline's task scores, the retention gate's baseline. A step of the formats phase, run beside the
     first builds (which need only the reference's outputs); the PyTorch model goes with the worker."""
     report("evaluate: the fp32 reference")
-    return evaluate_tasks(ReferenceEncoder(io), spec)
+    return _evaluated(ReferenceEncoder(io), spec)
 
 
 def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, report: Report) -> Path:
@@ -231,12 +259,20 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
     return VariantResult(**{"passed": True, "gate": "pass", **fields, **measured})
 
 
-def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference,
-                  report: Report) -> tuple[list[TaskScore], str]:
-    """Task scores of a format's passing artifact, and the card's note on the encoder that computed them."""
+def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference, report: Report) -> Evaluated:
+    """Task scores of a format's passing artifact."""
     report(f"evaluate: {outcome.name}")
     encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference)
-    return evaluate_tasks(encoder, inputs.spec), note
+    return _evaluated(encoder, inputs.spec, note)
+
+
+def swap_step(reference: RetrievalEmbeddings, artifacts: dict[str, RetrievalEmbeddings], thresholds: dict[str, float],
+              spec: ModelSpec, report: Report) -> dict[str, SwapSafety]:
+    """Swap safety of every evaluated variant: its queries against the fp32 index and the reverse."""
+    report("swap safety: each variant's embeddings mixed with fp32's")
+    ndcg_fp32 = retrieval_scores(reference, reference, spec)["ndcg_at_10"]
+    return {name: swap_safety(reference, embeddings, spec, thresholds[name], ndcg_fp32)
+            for name, embeddings in artifacts.items()}
 
 
 def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: ModelIO, spec: ModelSpec,
@@ -288,10 +324,10 @@ def time_variants(reference_row: VariantResult, variants: dict[str, VariantResul
     return reference_row, runs
 
 
-def consumers_step(variants: list[VariantResult], io: ModelIO, spec: ModelSpec,
+def consumers_step(variants: list[VariantResult], targets: dict[str, type[Target]], io: ModelIO, spec: ModelSpec,
                    report: Report) -> dict[str, list[ClientCheck]]:
     """Every passing file loaded in the clients its card names, from the repo's own layout (the consumer matrix)."""
-    return check_consumers(variants, io, spec, report)
+    return check_consumers(variants, targets, io, spec, report)
 
 
 def with_consumers(variant: VariantResult, checks: list[ClientCheck]) -> VariantResult:
@@ -308,13 +344,28 @@ def check_variants_in_clients(variants: dict[str, VariantResult], io: ModelIO, s
                               report: Report) -> StepResult:
     """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`)."""
     passing = [v for v in variants.values() if v.passed]
-    done = run_step(Step("consumers", consumers_step, (passing, io, spec), threads), report)
+    targets = {v.name: type(get_target(v.name)) for v in passing}  # classes travel to the worker, which imports
+    # their modules (a format defined outside hubforge's targets package too)
+    done = run_step(Step("consumers", consumers_step, (passing, targets, io, spec), threads), report)
     for variant in passing:
         if done.error:
             variants[variant.name] = replace(variant, passed=False,
                                              gate=f"failed (consumer check): {failure(done.error)}")
         else:
             variants[variant.name] = with_consumers(variant, done.value[variant.name])
+    return done
+
+
+def check_swap_safety(variants: dict[str, VariantResult], reference: RetrievalEmbeddings,
+                      mixed: dict[str, RetrievalEmbeddings], spec: ModelSpec, *, threads: int,
+                      report: Report) -> StepResult:
+    """Swap safety of the variants in `mixed`, recorded on `variants` (a failure to compute it is stated, and
+    publishes nothing less: it describes the file, it does not gate it)."""
+    thresholds = {name: variants[name].gate_thresholds["min_retention"] for name in mixed}
+    done = run_step(Step("swap safety", swap_step, (reference, mixed, thresholds, spec), threads), report)
+    for name in mixed:
+        variants[name] = replace(variants[name], swap=None if done.error else done.value[name],
+                                 swap_error=failure(done.error) if done.error else "")
     return done
 
 
@@ -336,7 +387,8 @@ class FormatSearch:
         self.cache_root, self.threads, self.report = cache_root, threads, report
         self.rounds, self.outcome, self.variant = 0, None, None
         self.in_flight: Step | None = None  # one step of a format runs at a time
-        self.scored: tuple[list[TaskScore], str] | None = None  # task scores awaiting the retention gate
+        self.scored: Evaluated | None = None  # task scores awaiting the retention gate
+        self.retrieval: RetrievalEmbeddings | None = None  # the passing variant's, for swap safety
 
     def first(self, earlier: tuple[Attempt, ...] = ()) -> Step:
         self.rounds += 1
@@ -374,13 +426,15 @@ class FormatSearch:
         candidate's build when it misses."""
         if self.scored is None or reference_tasks is None:
             return []
-        (tasks, note), self.scored = self.scored, None
+        evaluated, self.scored = self.scored, None
+        tasks, note = evaluated.tasks, evaluated.note
         reference = {t.task: t.main_score for t in reference_tasks}
         retention = {t.task: t.main_score / reference[t.task] for t in tasks if reference.get(t.task)}
         decision = check_retention(retention, self.outcome.gate)
         self.variant = _variant(self.outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks,
                                 retention=retention, evaluation_note=note)
         if self.variant.passed:
+            self.retrieval = evaluated.retrieval
             return []
         attempts = self.outcome.attempts
         earlier = (*attempts[:-1], replace(attempts[-1], gate=self.variant.gate, passed=False))
@@ -437,16 +491,17 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
                 for target in targets]
     reference_tasks_run = Step("evaluate fp32", reference_tasks_step, (io, spec), share)
     reference_tasks: list[TaskScore] | None = None  # until its step ends
+    reference_retrieval: RetrievalEmbeddings | None = None
 
     def follow(done: StepResult) -> list[Step]:
         """The steps that follow the one that ended: its format's next step; after the reference's task scores,
         the retention gates that waited for them."""
-        nonlocal reference_tasks
+        nonlocal reference_tasks, reference_retrieval
         if done.name == reference_tasks_run.name:
             if done.error:
                 _raise(done, f"{source.repo_id}: evaluating its own fp32 pipeline failed",
                        "check that the model encodes the spec's task texts with sentence-transformers / transformers")
-            reference_tasks = done.value
+            reference_tasks, reference_retrieval = done.value.tasks, done.value.retrieval
             return [step for search in searches for step in search.judge(reference_tasks)]
         search = next(s for s in searches if s.in_flight and s.in_flight.name == done.name)
         return search.after(done, reference_tasks)
@@ -455,7 +510,11 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     largest_first = sorted(searches, key=lambda search: -search.target.workload)
     steps += run_steps(first + [search.first() for search in largest_first], report, lanes, then=follow)
     variants = {search.target.name: search.variant for search in searches}
-    if any(v.passed for v in variants.values()):
+    mixed = {s.target.name: s.retrieval for s in searches if s.variant.passed and s.retrieval is not None}
+    if reference_retrieval is not None and mixed:
+        steps.append(check_swap_safety(variants, reference_retrieval, mixed, spec, threads=options.threads,
+                                       report=report))
+    if options.consumers and any(v.passed for v in variants.values()):
         steps.append(check_variants_in_clients(variants, io, spec, threads=options.threads, report=report))
 
     reference_row = VariantResult(

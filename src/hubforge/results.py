@@ -10,6 +10,7 @@ from .evaluation.fidelity import Fidelity
 from .evaluation.hardware import Hardware
 from .evaluation.memory import Memory
 from .evaluation.speed import Speed
+from .evaluation.swap import SwapSafety
 from .source import SourceModel
 from .spec import ModelSpec
 
@@ -76,6 +77,8 @@ class VariantResult:
     kept: KeptPrecise | None = None  # the accuracy-aware search's nodes kept precise, if it ran and passed
     fixed_shape: bool = False  # its repo carries no sentence-transformers configuration (layout.pipeline_files)
     consumers: list = field(default_factory=list)  # evaluation.consumers.ClientCheck, one per client of its file
+    swap: SwapSafety | None = None  # mixing its embeddings with fp32's in one index
+    swap_error: str = ""  # why swap safety could not be computed
 
     @property
     def quality(self) -> dict[str, float]:
@@ -96,6 +99,7 @@ class VariantResult:
             "size_bytes": self.size_bytes, "files": sorted(self.files),
             "kept_precise": self.kept.as_dict() if self.kept else None,
             "consumers": [c.as_dict() for c in self.consumers],
+            "swap_safety": self.swap.as_dict() if self.swap else None, "swap_safety_error": self.swap_error or None,
         }
 
 

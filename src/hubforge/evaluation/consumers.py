@@ -11,6 +11,7 @@ optimum's ORTModel: `clients.run_st5_onnx_batch`; transformers.js: node); the ot
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ def consumer_texts(spec: ModelSpec) -> list[str]:
 class ClientRequest:
     """One file of one staged repo, for one client."""
 
+    client: str  # a key of CLIENTS
     folder: Path  # the repo as published (layout.repo_files), staged as symlinks
     file: str  # the file as the repo names it, e.g. onnx/model_quantized.onnx
     io: ModelIO
@@ -62,7 +64,8 @@ Outcome = np.ndarray | str  # the client's outputs, or its failure as "Type: fir
 
 @dataclass(frozen=True)
 class Client:
-    """A library consumers load published files with. `run` takes every request for it at once (one subprocess)."""
+    """A library consumers load published files with. `run` takes every request for it at once, and for every client
+    sharing that function (one subprocess)."""
 
     name: str
     tasks: tuple[str, ...]
@@ -194,11 +197,13 @@ def _pooling_only(request: ClientRequest) -> bool:
     return request.io.pooling in ("mean", "cls") and types <= {"Transformer", "Pooling", "Normalize"}
 
 
-def _st5_requests(requests: list[ClientRequest], client: str) -> list[Outcome]:
+def _st5(requests: list[ClientRequest]) -> list[Outcome]:
+    """sentence-transformers' ONNX backend and optimum's ORTModel, in their own environment, one process."""
     from ..clients import run_st5_onnx_batch
 
     def as_json(request: ClientRequest) -> dict:
-        common = {"client": client, "path": str(request.folder), "file_name": request.file}
+        client = {"sentence-transformers (onnx)": "sentence-transformers", "optimum (ORTModel)": "optimum"}
+        common = {"client": client[request.client], "path": str(request.folder), "file_name": request.file}
         if request.pairs is not None:
             return {**common, "client": "cross-encoder", "pairs": list(zip(request.texts, request.pairs))}
         return {**common, "texts": request.texts, "pooling": request.io.pooling, "normalize": request.io.normalize}
@@ -221,9 +226,9 @@ def _sentence_transformers_model(request: ClientRequest) -> bool:
 CLIENTS: dict[str, Client] = {c.name: c for c in (
     Client("onnxruntime", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_onnxruntime)),
     Client("sentence-transformers (onnx)", ("sentence-embedding", "cross-encoder"),
-           lambda requests: _st5_requests(requests, "sentence-transformers"), _sentence_transformers_model),
+           _st5, _sentence_transformers_model),
     Client("optimum (ORTModel)", ("sentence-embedding", "feature-extraction"),
-           lambda requests: _st5_requests(requests, "optimum"), _pooling_only),
+           _st5, _pooling_only),
     Client("transformers.js", ("sentence-embedding", "feature-extraction"), _transformers_js,
            lambda r: Path(r.file).name in TRANSFORMERS_JS_DTYPES and _pooling_only(r)),
     Client("fastembed", ("sentence-embedding",), _each(_fastembed), _pooling_only),
@@ -249,76 +254,76 @@ def _agreement(reference: np.ndarray, got: np.ndarray, cross: bool) -> tuple[flo
     return float(rows.mean()), float(rows.min())
 
 
-def _check(client: Client, request: ClientRequest, outcome: Outcome, reference: np.ndarray,
-           own: np.ndarray) -> ClientCheck:
+def _check(request: ClientRequest, outcome: Outcome, reference: np.ndarray, own: np.ndarray) -> ClientCheck:
     """`reference`: the fp32 pipeline's outputs; `own`: the file's in hubforge's runtime."""
     cross = request.pairs is not None
     metric = "Spearman" if cross else "mean cosine"
     if isinstance(outcome, str):
-        return ClientCheck(client.name, request.file, "failed", metric, texts=len(request.texts), detail=outcome)
+        return ClientCheck(request.client, request.file, "failed", metric, texts=len(request.texts), detail=outcome)
     if outcome.shape[0] != len(request.texts):
-        return ClientCheck(client.name, request.file, "failed", metric, texts=len(request.texts),
+        return ClientCheck(request.client, request.file, "failed", metric, texts=len(request.texts),
                            detail=f"{outcome.shape[0]} outputs for {len(request.texts)} texts")
     value, worst = _agreement(reference, outcome, cross)
     agreement, _ = _agreement(own, outcome, cross)
     passed = agreement >= MIN_AGREEMENT[metric]
-    return ClientCheck(client.name, request.file, "pass" if passed else "failed", metric, value, worst, agreement,
+    return ClientCheck(request.client, request.file, "pass" if passed else "failed", metric, value, worst, agreement,
                        len(request.texts), "" if passed else
                        f"{metric} {agreement:.4f} against the file's own outputs, below {MIN_AGREEMENT[metric]}")
 
 
-def _own_outputs(variant, io: ModelIO, texts: list[str], pairs: list[str] | None) -> np.ndarray:
+def _own_outputs(variant, target, io: ModelIO, texts: list[str], pairs: list[str] | None) -> np.ndarray:
     """The file's outputs in the runtime hubforge measured it with (its target's `load`)."""
-    from ..targets import get_target
-
-    encoder = TextEncoder(io, get_target(variant.name).load(variant.files, None))
+    encoder = TextEncoder(io, target().load(variant.files, None))
     return encoder.score(texts, pairs) if pairs is not None else encoder.embed(texts)
 
 
-@dataclass
-class _Cells:
-    """Requests grouped by client, remembering which variant each belongs to."""
+def _requests(variants: list, targets: dict, io: ModelIO, spec: ModelSpec, texts: list[str],
+              pairs: list[str] | None, root: Path) -> list[tuple[str, ClientRequest]]:
+    """(variant name, request) for each client each variant's format claims that can run the spec's task, every
+    repo staged under `root` as it will be published."""
+    requests = []
+    for suffix in dict.fromkeys(v.repo_suffix for v in variants):
+        in_repo = [v for v in variants if v.repo_suffix == suffix]
+        folder = stage(repo_files(io.model_dir, in_repo), root / suffix)
+        for variant in in_repo:
+            for name in targets[variant.name].clients:
+                request = ClientRequest(name, folder, main_file(variant.files), io, texts, pairs)
+                if spec.task in CLIENTS[name].tasks and CLIENTS[name].claims(request):
+                    requests.append((variant.name, request))
+    return requests
 
-    by_client: dict[str, list[tuple[str, ClientRequest]]] = field(default_factory=dict)
 
-    def add(self, client: Client, variant: str, request: ClientRequest) -> None:
-        self.by_client.setdefault(client.name, []).append((variant, request))
+def _run(requests: list[ClientRequest], report: Callable[[str], None]) -> list[Outcome | ClientUnavailable]:
+    """Every request's outcome; requests whose clients share a runner (one subprocess) go to it at once."""
+    outcomes: dict[int, Outcome | ClientUnavailable] = {}
+    runners = {id(CLIENTS[r.client].run): CLIENTS[r.client].run for r in requests}
+    for key, runner in runners.items():
+        batch = [i for i, r in enumerate(requests) if id(CLIENTS[r.client].run) == key]
+        started = time.monotonic()
+        try:
+            outcomes.update(zip(batch, runner([requests[i] for i in batch])))
+        except ClientUnavailable as exc:
+            outcomes.update(dict.fromkeys(batch, exc))
+        names = ", ".join(dict.fromkeys(requests[i].client for i in batch))
+        report(f"consumers: {names}: {len(batch)} loads in {time.monotonic() - started:.1f} s")
+    return [outcomes[i] for i in range(len(requests))]
 
 
-def check_consumers(variants: list, io: ModelIO, spec: ModelSpec,
+def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
                     report: Callable[[str], None]) -> dict[str, list[ClientCheck]]:
     """{variant name: its checks}, for every passing variant (results.VariantResult) and each client its format
-    claims (`Target.clients`) that can run the spec's task."""
-    from ..targets import get_target
-
+    (`targets`: {variant name: Target class}) claims in `Target.clients` that can run the spec's task."""
     texts = consumer_texts(spec)
-    cross = spec.task == "cross-encoder"
-    pairs = texts[1:] + texts[:1] if cross else None
+    pairs = texts[1:] + texts[:1] if spec.task == "cross-encoder" else None
+    metric = "Spearman" if pairs is not None else "mean cosine"
     reference = ReferenceEncoder(io).outputs(texts, "")
-    cells = _Cells()
+    checks: dict[str, list[ClientCheck]] = {v.name: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="hubforge-consumers-") as tmp:
-        for suffix in dict.fromkeys(v.repo_suffix for v in variants):
-            in_repo = [v for v in variants if v.repo_suffix == suffix]
-            folder = stage(repo_files(io.model_dir, in_repo), Path(tmp) / suffix)
-            for variant in in_repo:
-                request = ClientRequest(folder, main_file(variant.files), io, texts, pairs)
-                for name in get_target(variant.name).clients:
-                    client = CLIENTS[name]
-                    if spec.task in client.tasks and client.claims(request):
-                        cells.add(client, variant.name, request)
-        checks: dict[str, list[ClientCheck]] = {v.name: [] for v in variants}
-        own = {v.name: _own_outputs(v, io, texts, pairs) for v in variants}
-        for name, cell in cells.by_client.items():
-            client = CLIENTS[name]
-            report(f"consumers: {name} ({len(cell)} file{'s' if len(cell) > 1 else ''})")
-            try:
-                outcomes = client.run([request for _, request in cell])
-            except ClientUnavailable as exc:
-                missing = f"{exc.message}; {exc.hint}"
-                for variant, request in cell:
-                    checks[variant].append(ClientCheck(name, request.file, "not measured",
-                                                       "Spearman" if cross else "mean cosine", detail=missing))
-                continue
-            for (variant, request), outcome in zip(cell, outcomes):
-                checks[variant].append(_check(client, request, outcome, reference, own[variant]))
+        requests = _requests(variants, targets, io, spec, texts, pairs, Path(tmp))
+        own = {v.name: _own_outputs(v, targets[v.name], io, texts, pairs) for v in variants}
+        outcomes = _run([request for _, request in requests], report)
+    for (variant, request), outcome in zip(requests, outcomes):
+        checks[variant].append(
+            ClientCheck(request.client, request.file, "not measured", metric, detail=f"{outcome.message}; {outcome.hint}")
+            if isinstance(outcome, ClientUnavailable) else _check(request, outcome, reference, own[variant]))
     return checks

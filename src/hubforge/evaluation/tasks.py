@@ -102,6 +102,34 @@ class MtebEncoder:
 
         return pairwise_cos_sim(a, b)
 
+    def embedded(self, texts: list[str], prefix: str) -> dict[str, np.ndarray]:
+        """{text: vector} of texts this model embedded during the tasks (with `prefix`), without embedding again."""
+        return {t: self._cache[prefix, t] for t in texts}
+
+
+@dataclass(frozen=True)
+class RetrievalEmbeddings:
+    """One encoder's vectors of the spec's retrieval set, queries (with the query prefix) and documents apart: what
+    swap safety mixes across encoders."""
+
+    queries: dict[str, np.ndarray]
+    documents: dict[str, np.ndarray]
+
+
+class LookupEncoder(MtebEncoder):
+    """mteb's EncoderProtocol over vectors already computed, queries and documents possibly from different
+    encoders (an artifact's queries against an fp32 index)."""
+
+    def __init__(self, queries: RetrievalEmbeddings, documents: RetrievalEmbeddings, name: str):
+        super().__init__(None, "", name)
+        self.queries, self.documents = queries.queries, documents.documents
+
+    def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
+        from mteb.types import PromptType
+
+        side = self.queries if prompt_type == PromptType.query else self.documents
+        return np.stack([side[t] for t in _texts(inputs)])
+
 
 class MtebCrossEncoder:
     """mteb's CrossEncoderProtocol over a TextEncoder: each distinct (query, passage) pair scored once."""
@@ -477,8 +505,48 @@ def _quiet():
             datasets.enable_progress_bars()
 
 
-def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
-    """Every task the spec asks for, through mteb.evaluate; one TaskScore per (task, subset, split)."""
+def task_model(encoder: TextEncoder, spec: ModelSpec) -> MtebEncoder | MtebCrossEncoder:
+    name = f"hubforge/{spec.id}"
+    return MtebCrossEncoder(encoder, name) if spec.task == "cross-encoder" else \
+        MtebEncoder(encoder, spec.query_prefix, name)
+
+
+def _retrieval_set(spec: ModelSpec) -> bundled.RetrievalSet:
+    evaluation = spec.evaluation
+    data = banking77_sample(evaluation.test_sample, evaluation.train_per_label)
+    return bundled.banking77_retrieval(data.texts("train"), data.texts("test"))
+
+
+def retrieval_embeddings(model: MtebEncoder | MtebCrossEncoder, spec: ModelSpec) -> RetrievalEmbeddings | None:
+    """What `model` embedded of the spec's bundled retrieval set during `evaluate_tasks`; None where the spec
+    names none (or the model is a cross-encoder)."""
+    if spec.evaluation.retrieval != "banking77" or not isinstance(model, MtebEncoder):
+        return None
+    retrieval = _retrieval_set(spec)
+    return RetrievalEmbeddings(model.embedded(list(retrieval.queries.values()), spec.query_prefix),
+                               model.embedded(list(retrieval.corpus.values()), ""))
+
+
+def retrieval_scores(queries: RetrievalEmbeddings, documents: RetrievalEmbeddings, spec: ModelSpec) -> dict:
+    """mteb's scores of the spec's retrieval task with `queries`' query vectors searching `documents`' index."""
+    import mteb
+
+    evaluation = spec.evaluation
+    task = _bundled_factory("retrieval", "banking77")(banking77_sample(evaluation.test_sample,
+                                                                       evaluation.train_per_label))
+    with _quiet():
+        _load(task)
+        result = mteb.evaluate(LookupEncoder(queries, documents, f"hubforge/{spec.id}"), task, cache=None,
+                               co2_tracker=False, show_progress_bar=False,
+                               encode_kwargs={"batch_size": 32, "show_progress_bar": False}).task_results[0]
+    (entry,) = result.scores["test"]
+    return entry
+
+
+def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec,
+                   model: MtebEncoder | MtebCrossEncoder | None = None) -> list[TaskScore]:
+    """Every task the spec asks for, through mteb.evaluate; one TaskScore per (task, subset, split). `model`: the
+    mteb wrapper of `encoder` to use (`task_model`), for a caller that reads what it embedded afterwards."""
     import mteb
 
     evaluation = spec.evaluation
@@ -486,9 +554,7 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec) -> list[TaskScore]:
     tasks = [(_bundled_factory(kind, task_name)(banking77), banking77.sampled if task_name == "banking77" else None)
              for kind, task_name in _requested(spec)]
     tasks += [(mteb.get_task(task_name), None) for task_name in evaluation.mteb_tasks]
-    name = f"hubforge/{spec.id}"
-    model = MtebCrossEncoder(encoder, name) if spec.task == "cross-encoder" else \
-        MtebEncoder(encoder, spec.query_prefix, name)
+    model = model or task_model(encoder, spec)
     out: list[TaskScore] = []
     for task, sampled in tasks:
         with _quiet():
