@@ -243,3 +243,75 @@ def test_published_repo_is_one_commit_per_publish(published_minilm):
     files = set(api.list_repo_files(f"{ORG}/all-minilm-l6-v2-onnx"))
     assert {"onnx/model.onnx", "onnx/model_fp16.onnx", "onnx/model_quantized.onnx", "tokenizer.json",
             "config.json", "modules.json", "1_Pooling/config.json", "README.md", "hubforge.json"} <= files
+
+
+CLIENTS = {"onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed",
+           "sentence-transformers (openvino)", "optimum-intel (OVModel)", "MNN"}
+
+
+def test_every_published_file_loads_in_the_clients_its_card_names(published_minilm):
+    """The consumer matrix: each file, from its repo's layout, in every client that claims it, on texts no stage
+    used; every client installed (make install), every cell measured and agreeing with the file's own outputs."""
+    results, *_ = published_minilm
+    variants = [v for v in results["variants"] if v["passed"]]
+    assert {c["client"] for v in variants for c in v["consumers"]} == CLIENTS
+    for variant in variants:
+        checks = variant["consumers"]
+        assert checks, variant["name"]
+        assert all(c["status"] == "pass" and c["agreement"] >= 0.999 and c["texts"] >= 30 for c in checks), checks
+        assert all(abs(c["value"] - variant["fidelity"]["mean_cosine"]) < 0.02 for c in checks), checks
+    by_file = {c["file"]: {x["client"] for x in v["consumers"]} for v in variants for c in v["consumers"]}
+    assert by_file["onnx/model_q4.onnx"] >= {"transformers.js", "sentence-transformers (onnx)", "onnxruntime"}
+    assert by_file["onnx/model.onnx"] >= {"transformers.js", "fastembed", "optimum (ORTModel)"}
+    assert by_file["openvino/openvino_model_qint8_quantized.xml"] == {"sentence-transformers (openvino)",
+                                                                       "optimum-intel (OVModel)"}
+    for suffix in ("onnx", "openvino", "mnn", "qnn"):
+        card = Path(download(f"all-minilm-l6-v2-{suffix}"), "README.md").read_text()
+        table = card.split("## Loads in", 1)[1].split("\n## ", 1)[0]
+        header = next(line for line in table.splitlines() if line.startswith("| file |"))
+        files = {c["file"] for v in variants if v["repo_suffix"] == suffix for c in v["consumers"]}
+        assert all(f"| `{file}` | " in table for file in files), table
+        assert header.count("|") - 2 == len({c["client"] for v in variants if v["repo_suffix"] == suffix
+                                              for c in v["consumers"]})
+    onnx_card = Path(download("all-minilm-l6-v2-onnx"), "README.md").read_text()
+    assert "requires transformers < 4.58" in onnx_card
+
+
+@pytest.mark.parametrize("suffix", ["qnn", "amd"])
+def test_fixed_shape_repos_do_not_present_themselves_as_sentence_transformers_models(published_minilm, suffix):
+    """sentence-transformers (and transformers.js, optimum) batch and pad to the longest text; the NPU graphs take
+    one sequence of max_length tokens, so their repos carry no sentence-transformers configuration and are checked
+    with the card's own recipe only."""
+    files = set(HfApi(token=READ_TOKEN).list_repo_files(f"{ORG}/all-minilm-l6-v2-{suffix}"))
+    assert {"onnx/model.onnx", "tokenizer.json", "config.json"} <= files
+    assert not files & {"modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"}
+    assert not any(f.startswith("1_Pooling/") for f in files)
+    card = ModelCard.load(Path(download(f"all-minilm-l6-v2-{suffix}"), "README.md"))
+    assert card.data.library_name == "onnx" and "sentence-transformers" not in card.data.tags
+    assert "carries no sentence-transformers configuration" in card.text
+    variant = next(v for v in published_minilm[0]["variants"] if v["name"] == suffix)
+    assert [c["client"] for c in variant["consumers"]] == ["onnxruntime"]
+    onnx_files = set(HfApi(token=READ_TOKEN).list_repo_files(f"{ORG}/all-minilm-l6-v2-onnx"))
+    assert {"modules.json", "config_sentence_transformers.json", "1_Pooling/config.json"} <= onnx_files
+
+
+def test_swap_safety_of_every_embedding_file(published_minilm):
+    """Queries of each file searched against an fp32 index (and the reverse) on the retrieval task: an fp32 or fp16
+    file mixes exactly; every variant states its figures and verdict on its card."""
+    results, *_ = published_minilm
+    variants = {v["name"]: v for v in results["variants"] if v["passed"]}
+    for variant in variants.values():
+        swap = variant["swap_safety"]
+        assert swap is not None and swap["queries"] == 300, variant["name"]
+        fp32_ndcg = next(t for t in results["reference"]["tasks"] if t["task"] == "banking77-intent-retrieval")
+        assert swap["ndcg_at_10_fp32"] == pytest.approx(fp32_ndcg["main_score"], abs=1e-6)
+        assert swap["safe"] == (swap["retention"] >= swap["threshold"])
+    for exact in ("onnx", "fp16", "ov"):
+        swap = variants[exact]["swap_safety"]
+        assert swap["retention"] > 0.998 and swap["top10_kept_artifact_queries"] > 0.97, (exact, swap)
+    assert variants["int8"]["swap_safety"]["top10_kept_artifact_queries"] < 1.0  # quantization moves neighbours
+    card = Path(download("all-minilm-l6-v2-onnx"), "README.md").read_text()
+    section = card.split("## Mixing with an fp32 index", 1)[1].split("\n## ", 1)[0]
+    for name in ("onnx", "fp16", "int8", "q4", "q4f16"):
+        assert f"| {name} | " in section
+    assert "| yes (" in section

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -323,7 +323,9 @@ def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
         own = {v.name: _own_outputs(v, targets[v.name], io, texts, pairs) for v in variants}
         outcomes = _run([request for _, request in requests], report)
     for (variant, request), outcome in zip(requests, outcomes):
-        checks[variant].append(
-            ClientCheck(request.client, request.file, "not measured", metric, detail=f"{outcome.message}; {outcome.hint}")
-            if isinstance(outcome, ClientUnavailable) else _check(request, outcome, reference, own[variant]))
+        if isinstance(outcome, ClientUnavailable):
+            missing = f"{outcome.message}; {outcome.hint}"
+            checks[variant].append(ClientCheck(request.client, request.file, "not measured", metric, detail=missing))
+        else:
+            checks[variant].append(_check(request, outcome, reference, own[variant]))
     return checks
