@@ -15,19 +15,16 @@ from conftest import invoke
 
 @pytest.fixture(scope="session")
 def leaderboard_publish(session_dir):
-    """`hubforge publish <spec> --source <bundled MiniLM> --dry-run`: the shipped spec with the full splits (the
-    leaderboard's protocol, `test_sample: null`, `train_per_label: null`), onnx only to keep it short."""
+    """`hubforge publish all-minilm-l6-v2 --source <bundled MiniLM> --dry-run`: the shipped spec as it is, whose
+    default is the full splits (the leaderboard's protocol), onnx only to keep it short."""
     from hubforge.devhub.seed import bundled_minilm
-    from hubforge.paths import BUNDLED_SPECS_DIR
+    from hubforge.spec import load_spec
 
     out = session_dir / "leaderboard-out"
-    spec = yaml.safe_load((BUNDLED_SPECS_DIR / "all-minilm-l6-v2.yaml").read_text())
-    spec["evaluation"].update(test_sample=None, train_per_label=None)
-    path = session_dir / "leaderboard-spec" / "all-minilm-l6-v2.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    result = invoke("publish", str(path), "--source", str(bundled_minilm()), "--dry-run", "--formats",
-                    "onnx", "--no-speed", "--out", str(out))
+    evaluation = load_spec("all-minilm-l6-v2").evaluation
+    assert evaluation.test_sample is None and evaluation.train_per_label is None
+    result = invoke("publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--dry-run", "--formats",
+                    "onnx", "--no-speed", "--no-consumers", "--out", str(out))
     return result, json.loads((out / "all-minilm-l6-v2.results.json").read_text()), out
 
 
@@ -40,6 +37,7 @@ def test_fp32_banking77_is_the_leaderboard_number_everywhere(leaderboard_publish
     assert banking["dataset_name"] == "MTEB Banking77Classification" and banking["config"] == "default"
     assert banking["revision"] == "0fd18e25b25c072e09e0d92ab615fda904d66300"
     assert banking["train_per_label"] is None and banking["protocol"].endswith("10 experiments, full test split")
+    assert banking["items"] == 3080 and banking["ci95"] is None  # the whole split: no sampling interval
     assert banking["main_metric"] == "accuracy" and {"f1", "accuracy"} <= set(banking["scores"])
     fp32_row = next(line for line in result.output.splitlines() if "fp32 (PyTorch)" in line)
     assert f"{banking['main_score']:.4f}" in fp32_row
@@ -50,6 +48,8 @@ def test_fp32_banking77_is_the_leaderboard_number_everywhere(leaderboard_publish
     assert index["mteb/banking77"].task_type == "Classification"
     assert index["mteb/banking77"].metric_value == pytest.approx(0.8004, abs=0.002)
     assert "Banking77Classification (accuracy)" in card.text and "logistic regression" in card.text
+    assert "| fp32 (PyTorch) | 0.80" in card.text and "confidence interval" not in card.text
+    assert "consumer check: --no-consumers" in card.text and "## Loads in" not in card.text
 
 
 def test_mteb_result_files_are_written_per_variant(leaderboard_publish):

@@ -105,6 +105,12 @@ def test_a_test_sample_is_deterministic_and_recorded():
     assert [s.main_score for s in first] == [s.main_score for s in again]
     assert all(s.sample == 154 and s.train_per_label == 10 and
                s.protocol.endswith("154 sampled test items, from a train pool of 10 per label") for s in first)
+    for score in first:  # a sampled score states its 95% interval, which holds it
+        assert score.ci95[0] < score.main_score < score.ci95[1] and score.ci_method, score
+    by_task = {s.task: s for s in first}
+    assert by_task["Banking77Classification"].items == 154 and by_task["banking77-intent-retrieval"].items == 154
+    assert by_task["Banking77Classification"].ci_method == "Wilson score interval"
+    assert by_task["banking77-intent-sts"].ci_method == "Fisher z-transform" and by_task["banking77-intent-sts"].items == 154
     too_small = [(make_spec(classification="banking77", test_sample=50), "test_sample 50 is below the 77 test items"),
                  (make_spec(sts="banking77", test_sample=100), "test_sample 100 is below the 154 test items Banking77 sts"),
                  (make_spec(classification="banking77", train_per_label=6), "train_per_label 6 is below the 8 train")]
@@ -258,3 +264,17 @@ def test_unreachable_mteb_task_is_a_one_line_error(devhub):
         check_tasks(make_spec(mteb_tasks=["SciFact"]), endpoint="http://127.0.0.1:9")
     with pytest.raises(EvaluationError, match="unknown mteb task 'NoSuchTask'"):
         check_tasks(make_spec(mteb_tasks=["NoSuchTask"]))
+
+
+def test_confidence_intervals_of_sampled_scores():
+    """Known values: Wilson's interval for 50 of 100, Fisher's for r = 0.5 on 103 pairs; the bound for a mean of
+    per-query scores narrows as the sample grows and stays within [0, 1]."""
+    from hubforge.evaluation.tasks import confidence_interval
+
+    (low, high), _ = confidence_interval("Classification", 0.5, 100)
+    assert (round(low, 3), round(high, 3)) == (0.404, 0.596)
+    (low, high), _ = confidence_interval("STS", 0.5, 103)
+    assert (round(low, 3), round(high, 3)) == (0.339, 0.632)
+    narrow, wide = confidence_interval("Retrieval", 0.64, 3080)[0], confidence_interval("Retrieval", 0.64, 300)[0]
+    assert wide[0] < narrow[0] < 0.64 < narrow[1] < wide[1]
+    assert confidence_interval("Retrieval", 0.99, 20)[0][1] == 1.0

@@ -60,7 +60,7 @@ def stage(files: dict[str, Path], root: Path) -> Path:
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(path, target)
+            os.link(Path(path).resolve(), target)
         except OSError:
             shutil.copyfile(path, target)
     return root

@@ -47,6 +47,9 @@ class TaskScore:
     sample: int | None  # test items evaluated, where not the full split
     train_per_label: int | None = None  # a classification task's train pool, where not the full split
     note: str = ""
+    items: int | None = None  # what the main score averages over: test texts, queries or pairs
+    ci95: tuple[float, float] | None = None  # where sampled: the main score's 95% confidence interval
+    ci_method: str = ""
     result: dict | None = field(default=None, repr=False, compare=False)  # mteb's TaskResult as JSON, for
     # write_mteb_results (plain data: a run's coordinating process reads it without importing mteb)
 
@@ -55,7 +58,8 @@ class TaskScore:
                 "dataset_name": self.dataset_name, "config": self.config, "split": self.split,
                 "revision": self.revision, "main_metric": self.main_metric, "main_score": self.main_score,
                 "scores": self.scores, "protocol": self.protocol, "sample": self.sample,
-                "train_per_label": self.train_per_label, "note": self.note}
+                "train_per_label": self.train_per_label, "note": self.note, "items": self.items,
+                "ci95": list(self.ci95) if self.ci95 else None, "ci_method": self.ci_method}
 
 
 def _model_meta(name: str, revision: str | None):
@@ -443,6 +447,37 @@ def _protocol(task, split: str, sampled: Sampled) -> str:
     return f"mteb {name}: {how}, {sampled.describe(split)}"
 
 
+def _items(task, split: str, subset: str) -> int | None:
+    """How many items a task's main score averages over: queries of a retrieval task, rows otherwise."""
+    from mteb.abstasks import AbsTaskRetrieval
+
+    try:
+        if isinstance(task, AbsTaskRetrieval):
+            return len(task.dataset[subset][split]["queries"])
+        data = task.dataset[subset] if task.metadata.is_multilingual else task.dataset
+        return len(data[split])
+    except (KeyError, TypeError):
+        return None
+
+
+def confidence_interval(task_type: str, score: float, items: int) -> tuple[tuple[float, float], str]:
+    """A 95% interval for a main score measured on `items` sampled items: Wilson's for an accuracy, Fisher's z for
+    a Spearman correlation, and for a mean of per-query scores in [0, 1] (nDCG, MAP) the normal interval with the
+    largest variance such a mean allows (Bhatia-Davis), which is conservative."""
+    from scipy.stats import binomtest, norm
+
+    z = norm.ppf(0.975)
+    if task_type == "Classification":
+        interval = binomtest(round(score * items), items).proportion_ci(0.95, method="wilson")
+        return (float(interval.low), float(interval.high)), "Wilson score interval"
+    if task_type == "STS" and items > 3:
+        centre, half = np.arctanh(np.clip(score, -0.999999, 0.999999)), z / np.sqrt(items - 3)
+        return (float(np.tanh(centre - half)), float(np.tanh(centre + half))), "Fisher z-transform"
+    half = z * np.sqrt(max(score * (1 - score), 0.0) / items)
+    return (max(0.0, float(score - half)), min(1.0, float(score + half))), \
+        "normal, largest variance of a mean in [0, 1]"
+
+
 def _scalars(scores: dict) -> dict[str, float]:
     return {k: float(v) for k, v in scores.items()
             if isinstance(v, int | float) and not isinstance(v, bool) and k != "main_score"}
@@ -566,12 +601,15 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec,
         derived = meta.name in BUNDLED_TASK_NAMES
         for split, entries in result.scores.items():
             for entry in entries:
+                items = _items(task, split, entry["hf_subset"])
+                interval, method = confidence_interval(meta.type, float(entry["main_score"]), items) \
+                    if sampled.test and items else (None, "")
                 out.append(TaskScore(
                     task=meta.name, task_type=meta.type, dataset=meta.dataset["path"],
                     dataset_name=f"MTEB {meta.name}", config=entry["hf_subset"], split=split,
                     revision=meta.revision, main_metric=meta.main_score, main_score=float(entry["main_score"]),
                     scores=_scalars(entry), protocol=_protocol(task, split, sampled), sample=sampled.test,
-                    train_per_label=sampled.train_per_label,
+                    train_per_label=sampled.train_per_label, items=items, ci95=interval, ci_method=method,
                     note=BUNDLED_NOTE if derived else "", result=record))
     return out
 
