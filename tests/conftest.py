@@ -26,6 +26,10 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 # the local Hub speaks the LFS protocol; huggingface_hub 1.x uploads through Xet whenever hf_xet is installed
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.pop("HF_TOKEN", None)
+# the consumer check's client environments as `make install` builds them (the Makefile exports the same)
+_REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HUBFORGE_ST5_ONNX_PYTHON", str(_REPO / ".venv-st5-onnx" / "bin" / "python"))
+os.environ.setdefault("HUBFORGE_NODE_CLIENTS", str(_REPO / ".node-clients"))
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import yaml
@@ -32,6 +33,12 @@ def test_dry_run_writes_repos_from_a_local_model_and_pushes_nothing(devhub, tmp_
     model = ov.Core().read_model(str(ov_repo / "openvino" / "openvino_model.xml"))
     assert all(p.get_partial_shape().is_static for p in model.inputs)
     assert [d.get_length() for d in model.inputs[0].get_partial_shape()] == [1, 128]
+    # a static shape is an option of the format, so the repo is a plain OpenVINO one, checked with the runtime alone
+    assert not (ov_repo / "modules.json").exists() and (onnx_repo / "modules.json").exists()
+    results = json.loads((tmp_path / "out" / "my-finetune.results.json").read_text())
+    ov_variant = next(v for v in results["variants"] if v["name"] == "ov")
+    assert ov_variant["fixed_shape"] and [(c["client"], c["status"]) for c in ov_variant["consumers"]] == \
+        [("OpenVINO", "pass")]
 
 
 def test_specs_list_shows_every_seed_family():
@@ -55,7 +62,8 @@ def test_upstream_without_license_is_refused(api, devhub, tmp_path):
     spec_path = tmp_path / "nolicense.yaml"
     spec_path.write_text(yaml.safe_dump(spec))
     commits = sum(1 for m, p, _ in devhub.state.request_log if m == "POST" and "hubforge/nolicense" in p)
-    result = invoke("publish", str(spec_path), "--no-quality", "--no-speed", env={"HF_TOKEN": WRITE_TOKEN})
+    result = invoke("publish", str(spec_path), "--no-quality", "--no-speed", "--no-consumers",
+                    env={"HF_TOKEN": WRITE_TOKEN})
     assert result.exit_code == 1
     assert "declares no license" in result.output
     assert sum(1 for m, p, _ in devhub.state.request_log if m == "POST" and "hubforge/nolicense" in p) == commits

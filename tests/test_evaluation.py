@@ -137,7 +137,7 @@ def test_a_retention_miss_builds_and_evaluates_the_next_candidate(session_dir, t
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = tmp_path / "out"
     result = invoke("publish", str(path), "--source", str(bundled_minilm()), "--dry-run", "--formats", "int8",
-                    "--no-speed", "--out", str(out))
+                    "--no-speed", "--no-consumers", "--out", str(out))
     results = json.loads((out / "all-minilm-l6-v2.results.json").read_text())
     variant = results["variants"][0]
     missed = [a for a in variant["attempts"] if (a["gate"] or "").startswith("fail (retention)")]

@@ -9,6 +9,7 @@ client) or the resolver; this check decides.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import re
 import shutil
@@ -148,6 +149,10 @@ def test_offline_dry_run_of_every_format_sends_nothing(tmp_path):
                         "--formats", ",".join(format_names()), "--no-quality", "--no-speed",
                         "--out", str(tmp_path / "out")], env, tmp_path / "strace")
     assert_nothing_outbound(tmp_path / "strace", hub_port=None)
+    # the consumer check ran every client under the trace: node (transformers.js), the second venv, fastembed
+    results = json.loads((tmp_path / "out" / "all-minilm-l6-v2.results.json").read_text())
+    measured = {c["client"] for v in results["variants"] for c in v["consumers"] if c["status"] == "pass"}
+    assert {"transformers.js", "sentence-transformers (onnx)", "fastembed", "optimum-intel (OVModel)"} <= measured
 
 
 def test_publish_to_the_local_hub_talks_only_to_its_port(devhub, api, upstream_minilm, tmp_path):
@@ -161,7 +166,8 @@ def test_publish_to_the_local_hub_talks_only_to_its_port(devhub, api, upstream_m
     spec_file = tmp_path / "no-telemetry-minilm.yaml"
     spec_file.write_text(yaml.safe_dump(spec))
     env = child_env(tmp_path, devhub.url, HF_TOKEN=WRITE_TOKEN)
-    run_traced(strace, ["publish", str(spec_file), "--no-quality", "--no-speed", "--out", str(tmp_path / "out")],
+    run_traced(strace, ["publish", str(spec_file), "--no-quality", "--no-speed", "--no-consumers", "--out",
+                        str(tmp_path / "out")],
                env, tmp_path / "strace")
     org = spec["publish"]["org"]
     assert api.file_exists(f"{org}/no-telemetry-minilm-onnx", "onnx/model.onnx")

@@ -150,7 +150,7 @@ def test_a_hub_repo_id_is_enough(installed_wheel, upstream_minilm, devhub, sessi
     assert spec["source"] == {"repo": MINILM_REPO, "revision": "main"}
     out = session_dir / "package" / "repo-id"
     run = run_installed(installed_wheel, session_dir / "package" / "elsewhere", "publish", MINILM_REPO, "--dry-run",
-                        "--formats", "onnx", "--no-quality", "--no-speed", "--out", str(out), env=env)
+                        "--formats", "onnx", "--no-quality", "--no-speed", "--no-consumers", "--out", str(out), env=env)
     assert run.returncode == 0, run.stderr
     results = json.loads((out / "all-MiniLM-L6-v2.results.json").read_text())
     assert results["upstream"]["sha"] == upstream_minilm and results["spec_derived"] is True

@@ -107,7 +107,7 @@ def test_no_speed_leaves_memory_not_measured(ladder, session_dir):
 
     out = session_dir / "ladder-no-speed"
     result = invoke("publish", str(ladder[1]), "--source", str(bundled_minilm()), "--dry-run", "--formats", "q4",
-                    "--out", str(out), "--no-speed", "--no-quality")
+                    "--out", str(out), "--no-speed", "--no-quality", "--no-consumers")
     assert result.exit_code == 0, result.output
     results = json.loads((out / "all-minilm-l6-v2.results.json").read_text())
     assert results["reference"]["memory"] is None and results["variants"][0]["memory"] is None

@@ -260,11 +260,11 @@ def test_every_published_file_loads_in_the_clients_its_card_names(published_mini
         assert checks, variant["name"]
         assert all(c["status"] == "pass" and c["agreement"] >= 0.999 and c["texts"] >= 30 for c in checks), checks
         assert all(abs(c["value"] - variant["fidelity"]["mean_cosine"]) < 0.02 for c in checks), checks
-    by_file = {c["file"]: {x["client"] for x in v["consumers"]} for v in variants for c in v["consumers"]}
-    assert by_file["onnx/model_q4.onnx"] >= {"transformers.js", "sentence-transformers (onnx)", "onnxruntime"}
-    assert by_file["onnx/model.onnx"] >= {"transformers.js", "fastembed", "optimum (ORTModel)"}
-    assert by_file["openvino/openvino_model_qint8_quantized.xml"] == {"sentence-transformers (openvino)",
-                                                                       "optimum-intel (OVModel)"}
+    clients = {v["name"]: {c["client"] for c in v["consumers"]} for v in variants}
+    assert clients["q4"] >= {"transformers.js", "sentence-transformers (onnx)", "onnxruntime"}
+    assert clients["onnx"] >= {"transformers.js", "fastembed", "optimum (ORTModel)"}
+    assert clients["ov-int8"] == {"sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO"}
+    assert clients["qnn"] == clients["amd"] == {"onnxruntime"}
     for suffix in ("onnx", "openvino", "mnn", "qnn"):
         card = Path(download(f"all-minilm-l6-v2-{suffix}"), "README.md").read_text()
         table = card.split("## Loads in", 1)[1].split("\n## ", 1)[0]
@@ -290,7 +290,7 @@ def test_fixed_shape_repos_do_not_present_themselves_as_sentence_transformers_mo
     assert card.data.library_name == "onnx" and "sentence-transformers" not in card.data.tags
     assert "carries no sentence-transformers configuration" in card.text
     variant = next(v for v in published_minilm[0]["variants"] if v["name"] == suffix)
-    assert [c["client"] for c in variant["consumers"]] == ["onnxruntime"]
+    assert [c["client"] for c in variant["consumers"]] == ["onnxruntime"] and variant["fixed_shape"]
     onnx_files = set(HfApi(token=READ_TOKEN).list_repo_files(f"{ORG}/all-minilm-l6-v2-onnx"))
     assert {"modules.json", "config_sentence_transformers.json", "1_Pooling/config.json"} <= onnx_files
 

@@ -13,7 +13,7 @@ from huggingface_hub import CommitOperationAdd, HfApi, hf_hub_download
 
 from conftest import ADMIN_TOKEN, READ_TOKEN, WRITE_TOKEN, invoke
 
-FAST = ("--formats", "onnx", "--no-quality", "--no-speed")
+FAST = ("--formats", "onnx", "--no-quality", "--no-speed", "--no-consumers")
 
 
 def make_spec(session_dir, name: str, upstream: str, **extra) -> str:

@@ -129,6 +129,7 @@ class FormatOutcome:
     attempts: list[Attempt]
     passed: MeasuredArtifact | None
     kept: KeptPrecise | None = None
+    fixed_shape: bool = False  # the format's `Target.is_fixed_shape` under the spec's options
 
 
 def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
@@ -147,6 +148,7 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
         report(f"{name}: failed → {failure(exc)}")
         return FormatOutcome(name, target_class, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
     trial = Trial(target, options, gate, inputs, reference, cache_root, report)
+    fixed = target.is_fixed_shape(options)
     attempts, tried = list(earlier), [a.config for a in earlier]
     searched = any(a.config.get("keep") for a in earlier)
     for config in candidates:
@@ -155,12 +157,12 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
         attempt, artifact, files = trial.run(config)
         attempts.append(attempt)
         if artifact is not None:
-            return FormatOutcome(name, target_class, gate, attempts, artifact)
+            return FormatOutcome(name, target_class, gate, attempts, artifact, fixed_shape=fixed)
         if files and not searched and isinstance(options, SearchOptions) and options.search_builds:
             searched = True
             found = keep_search(trial, config, files, attempts)
             if found is not None:
-                return FormatOutcome(name, target_class, gate, attempts, *found)
+                return FormatOutcome(name, target_class, gate, attempts, *found, fixed_shape=fixed)
     return FormatOutcome(name, target_class, gate, attempts, None)
 
 
@@ -243,7 +245,7 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
     artifact = outcome.passed
     fields = dict(name=outcome.name, attempts=outcome.attempts, gate_thresholds=outcome.gate.model_dump(),
                   runtime=target.runtime_name, precision=target.precision, target_hardware=target.hardware,
-                  cpu_target=target.cpu_target, repo_suffix=target.repo_suffix, fixed_shape=target.fixed_shape,
+                  cpu_target=target.cpu_target, repo_suffix=target.repo_suffix, fixed_shape=outcome.fixed_shape,
                   config=last.config if last else {}, fidelity=last.fidelity if last else None)
     if artifact is None:
         gated = [a for a in outcome.attempts if a.fidelity is not None]

@@ -98,7 +98,7 @@ class VariantResult:
             "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
             "kept_precise": self.kept.as_dict() if self.kept else None,
-            "consumers": [c.as_dict() for c in self.consumers],
+            "fixed_shape": self.fixed_shape, "consumers": [c.as_dict() for c in self.consumers],
             "swap_safety": self.swap.as_dict() if self.swap else None, "swap_safety_error": self.swap_error or None,
         }
 

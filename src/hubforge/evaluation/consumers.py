@@ -22,7 +22,7 @@ from ..clients import ClientUnavailable
 from ..datasets import sample_texts
 from ..errors import failure
 from ..layout import TRANSFORMERS_JS_DTYPES, repo_files, stage
-from ..runtimes import ModelIO, MnnRuntime, OrtRuntime, ReferenceEncoder, TextEncoder
+from ..runtimes import ModelIO, MnnRuntime, OpenVinoRuntime, OrtRuntime, ReferenceEncoder, TextEncoder
 from ..spec import ModelSpec
 from .fidelity import cosine_rows
 
@@ -71,6 +71,7 @@ class Client:
     tasks: tuple[str, ...]
     run: Callable[[list[ClientRequest]], list[Outcome]]
     claims: Callable[[ClientRequest], bool] = lambda request: True  # beyond its format's claim (e.g. file naming)
+    fixed_shape: bool = False  # feeds a fixed-shape file one sequence padded to its length (the card's recipes)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,11 @@ def _onnxruntime(request: ClientRequest) -> np.ndarray:
     """The card's recipe: an InferenceSession on the file; a fixed-shape graph gets one text a call, padded to its
     length. Pooling and normalisation as the card states them."""
     return _outputs(TextEncoder(request.io, OrtRuntime(request.path)), request)
+
+
+def _openvino(request: ClientRequest) -> np.ndarray:
+    """OpenVINO's runtime on the IR, as the card's recipe for a static-shape file runs it."""
+    return _outputs(TextEncoder(request.io, OpenVinoRuntime(request.path)), request)
 
 
 def _mnn(request: ClientRequest) -> np.ndarray:
@@ -220,11 +226,15 @@ def _transformers_js(requests: list[ClientRequest]) -> list[Outcome]:
 
 
 def _sentence_transformers_model(request: ClientRequest) -> bool:
-    return request.io.is_sentence_transformer or request.io.task == "cross-encoder"
+    """A sentence-transformers model in a repo that carries its configuration (a fixed-shape file's does not)."""
+    if request.io.task == "cross-encoder":
+        return True
+    return request.io.is_sentence_transformer and (request.folder / "modules.json").exists()
 
 
 CLIENTS: dict[str, Client] = {c.name: c for c in (
-    Client("onnxruntime", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_onnxruntime)),
+    Client("onnxruntime", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_onnxruntime),
+           fixed_shape=True),
     Client("sentence-transformers (onnx)", ("sentence-embedding", "cross-encoder"),
            _st5, _sentence_transformers_model),
     Client("optimum (ORTModel)", ("sentence-embedding", "feature-extraction"),
@@ -236,6 +246,8 @@ CLIENTS: dict[str, Client] = {c.name: c for c in (
            _sentence_transformers_model),
     Client("optimum-intel (OVModel)", ("sentence-embedding", "feature-extraction"), _each(_optimum_intel),
            _pooling_only),
+    Client("OpenVINO", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_openvino),
+           fixed_shape=True),
     Client("MNN", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_mnn)),
 )}
 
@@ -287,8 +299,10 @@ def _requests(variants: list, targets: dict, io: ModelIO, spec: ModelSpec, texts
         folder = stage(repo_files(io.model_dir, in_repo), root / suffix)
         for variant in in_repo:
             for name in targets[variant.name].clients:
-                request = ClientRequest(name, folder, main_file(variant.files), io, texts, pairs)
-                if spec.task in CLIENTS[name].tasks and CLIENTS[name].claims(request):
+                client, request = CLIENTS[name], ClientRequest(name, folder, main_file(variant.files), io, texts, pairs)
+                if variant.fixed_shape and not client.fixed_shape:
+                    continue
+                if spec.task in client.tasks and client.claims(request):
                     requests.append((variant.name, request))
     return requests
 

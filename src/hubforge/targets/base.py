@@ -95,7 +95,7 @@ class Target(ABC):
     default_gate: ClassVar[GateSpec | None] = None  # None: the spec's gate
     usage_template: ClassVar[Path | None] = None  # default: formats/<name>.md.j2 of the templates
     kept_as: ClassVar[str] = "float"  # how the accuracy-aware search keeps a node precise (see `keeping`)
-    fixed_shape: ClassVar[bool] = False  # one padded sequence a call: the repo carries no sentence-transformers config
+    fixed_shape: ClassVar[bool] = False  # one padded sequence a call (see `is_fixed_shape`)
     clients: ClassVar[tuple[str, ...]] = ("onnxruntime",)  # what the card says loads the file
     # (evaluation.consumers.CLIENTS); each one is checked before the file is published
 
@@ -140,6 +140,11 @@ class Target(ABC):
         """`config` with `nodes` kept at higher precision (`kept_as`): a searched format's configuration carries
         them in a `keep` field, which its build reads."""
         return config.model_copy(update={"keep": nodes})
+
+    def is_fixed_shape(self, options: TargetOptions) -> bool:
+        """Whether the file takes exactly one sequence of max_length tokens a call: its repo then carries no
+        sentence-transformers configuration, and only clients that feed it so (`Client.fixed_shape`) load it."""
+        return self.fixed_shape
 
     def cannot_pass(self, options: TargetOptions, config: CandidateConfig, inputs: BuildInputs) -> str | None:
         """Why `config` cannot pass the gate, where a probe far cheaper than building it can tell (see QdqTarget);

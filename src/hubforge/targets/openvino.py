@@ -174,7 +174,10 @@ class OpenVinoTarget(Target):
     description = "OpenVINO IR with fp16-compressed weights"
     options_model = OpenVinoOptions
     file_stem = "openvino/openvino_model"
-    clients = ("sentence-transformers (openvino)", "optimum-intel (OVModel)")
+    clients = ("sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO")
+
+    def is_fixed_shape(self, options: OpenVinoOptions) -> bool:
+        return options.static_shape
 
     def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: CandidateConfig,
               out_dir: Path) -> dict[str, Path]:
