@@ -110,7 +110,8 @@ def test_a_test_sample_is_deterministic_and_recorded():
     by_task = {s.task: s for s in first}
     assert by_task["Banking77Classification"].items == 154 and by_task["banking77-intent-retrieval"].items == 154
     assert by_task["Banking77Classification"].ci_method == "Wilson score interval"
-    assert by_task["banking77-intent-sts"].ci_method == "Fisher z-transform" and by_task["banking77-intent-sts"].items == 154
+    sts = by_task["banking77-intent-sts"]
+    assert sts.ci_method == "Fisher z-transform" and sts.items == 154  # one pair per test text
     too_small = [(make_spec(classification="banking77", test_sample=50), "test_sample 50 is below the 77 test items"),
                  (make_spec(sts="banking77", test_sample=100), "test_sample 100 is below the 154 test items Banking77 sts"),
                  (make_spec(classification="banking77", train_per_label=6), "train_per_label 6 is below the 8 train")]

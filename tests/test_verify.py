@@ -86,7 +86,8 @@ def own_spec(session_dir, **changes) -> str:
 
 
 def publish(spec: str, tmp_path):
-    return invoke("publish", spec, "--no-speed", "--no-consumers", "--out", str(tmp_path / "out"), env={"HF_TOKEN": WRITE_TOKEN})
+    return invoke("publish", spec, "--no-speed", "--no-consumers", "--out", str(tmp_path / "out"),
+                  env={"HF_TOKEN": WRITE_TOKEN})
 
 
 @pytest.fixture(scope="module")
