@@ -167,7 +167,7 @@ def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
 
     from hubforge.evaluation.fidelity import measure_fidelity
     from hubforge.measure import MeasuredArtifact
-    from hubforge.pipeline import FormatOutcome, FormatSearch
+    from hubforge.pipeline import Evaluated, FormatOutcome, FormatSearch
     from hubforge.results import Attempt
     from hubforge.spec import GateSpec, load_spec
     from hubforge.targets import get_target
@@ -189,7 +189,7 @@ def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
                                 MeasuredArtifact({"onnx/model_quantized.onnx": artifact_file}, outputs, fidelity))
         [evaluate] = search.after(StepResult("build int8", outcome, None, 1.0, 100.0), reference_tasks)
         assert evaluate.name == "evaluate int8"
-        follow = search.after(StepResult("evaluate int8", ([_sts_score(0.70)], ""), None, 1.0, 100.0),
+        follow = search.after(StepResult("evaluate int8", Evaluated([_sts_score(0.70)]), None, 1.0, 100.0),
                               reference_tasks)
         return search, follow, messages
 

@@ -246,7 +246,7 @@ def test_published_repo_is_one_commit_per_publish(published_minilm):
 
 
 CLIENTS = {"onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed",
-           "sentence-transformers (openvino)", "optimum-intel (OVModel)", "MNN"}
+           "sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO", "MNN"}
 
 
 def test_every_published_file_loads_in_the_clients_its_card_names(published_minilm):

@@ -10,6 +10,7 @@ optimum's ORTModel: `clients.run_st5_onnx_batch`; transformers.js: node); the ot
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,10 +38,19 @@ CONSUMER_SEED = 11
 MIN_AGREEMENT = {"mean cosine": 0.999, "Spearman": 0.99}
 
 
-def consumer_texts(spec: ModelSpec) -> list[str]:
-    """Texts of the spec's text set no stage samples (another seed of its test split) plus EDGE_TEXTS."""
-    return sample_texts(spec.evaluation.fidelity_texts, CONSUMER_SAMPLE, split="test", seed=CONSUMER_SEED) + \
-        list(EDGE_TEXTS)
+def consumer_texts(spec: ModelSpec, model_dir: Path) -> list[str]:
+    """Texts of the spec's text set no stage samples (another seed of its test split) plus EDGE_TEXTS, each short
+    enough that no client truncates it (half the max length for a cross-encoder's pairs): clients truncate at the
+    length their own configs give, which the check does not judge."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    fits = spec.max_length // 2 if spec.task == "cross-encoder" else spec.max_length
+    candidates = sample_texts(spec.evaluation.fidelity_texts, 10 * CONSUMER_SAMPLE, split="test", seed=CONSUMER_SEED)
+    def short(texts) -> list[str]:
+        return [t for t in texts if len(tokenizer(t)["input_ids"]) <= fits]
+
+    return short(candidates)[:CONSUMER_SAMPLE] + short(EDGE_TEXTS)
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,8 @@ def _each(function: Callable[[ClientRequest], np.ndarray]) -> Callable[[list[Cli
             try:
                 out.append(np.asarray(function(request), dtype=np.float32))
             except ModuleNotFoundError as exc:
-                raise ClientUnavailable(f"{exc.name} is not installed", "pip install hubforge's [test] extra") from exc
+                hint = f"pip install {exc.name} (`pip install hubforge[clients]` has them all)"
+                raise ClientUnavailable(f"{exc.name} is not installed", hint) from exc
             except Exception as exc:
                 out.append(failure(exc))
         return out
@@ -116,19 +127,26 @@ def _outputs(encoder: TextEncoder, request: ClientRequest) -> np.ndarray:
     return encoder.embed(request.texts)
 
 
+def _recipe(request: ClientRequest, runtime) -> np.ndarray:
+    """A card's recipe: the runtime on the file, the repo's own tokenizer (padding to a fixed-shape graph's length,
+    one text a call) and the pooling and normalisation the card states."""
+    from transformers import AutoTokenizer
+
+    encoder = TextEncoder(request.io, runtime)  # the model's own post-processing (its modules, its activation)
+    encoder.tokenizer = AutoTokenizer.from_pretrained(request.folder)
+    return _outputs(encoder, request)
+
+
 def _onnxruntime(request: ClientRequest) -> np.ndarray:
-    """The card's recipe: an InferenceSession on the file; a fixed-shape graph gets one text a call, padded to its
-    length. Pooling and normalisation as the card states them."""
-    return _outputs(TextEncoder(request.io, OrtRuntime(request.path)), request)
+    return _recipe(request, OrtRuntime(request.path))
 
 
 def _openvino(request: ClientRequest) -> np.ndarray:
-    """OpenVINO's runtime on the IR, as the card's recipe for a static-shape file runs it."""
-    return _outputs(TextEncoder(request.io, OpenVinoRuntime(request.path)), request)
+    return _recipe(request, OpenVinoRuntime(request.path))
 
 
 def _mnn(request: ClientRequest) -> np.ndarray:
-    return _outputs(TextEncoder(request.io, MnnRuntime(request.path)), request)
+    return _recipe(request, MnnRuntime(request.path))
 
 
 def _openvino_st(request: ClientRequest) -> np.ndarray:
@@ -188,16 +206,12 @@ def _fastembed(request: ClientRequest) -> np.ndarray:
 
 
 def _hidden_size(folder: Path) -> int:
-    import json
-
     return json.loads((folder / "config.json").read_text())["hidden_size"]
 
 
 def _pooling_only(request: ClientRequest) -> bool:
     """Clients that pool token states themselves (mean or CLS, then normalise) reproduce a model whose pipeline is
     nothing more: not one with a Dense layer or another pooling mode."""
-    import json
-
     modules = request.folder / "modules.json"
     types = {m["type"].rsplit(".", 1)[-1] for m in json.loads(modules.read_text())} if modules.exists() else set()
     return request.io.pooling in ("mean", "cls") and types <= {"Transformer", "Pooling", "Normalize"}
@@ -327,7 +341,7 @@ def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
                     report: Callable[[str], None]) -> dict[str, list[ClientCheck]]:
     """{variant name: its checks}, for every passing variant (results.VariantResult) and each client its format
     (`targets`: {variant name: Target class}) claims in `Target.clients` that can run the spec's task."""
-    texts = consumer_texts(spec)
+    texts = consumer_texts(spec, io.model_dir)
     pairs = texts[1:] + texts[:1] if spec.task == "cross-encoder" else None
     metric = "Spearman" if pairs is not None else "mean cosine"
     reference = ReferenceEncoder(io).outputs(texts, "")
