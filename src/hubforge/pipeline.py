@@ -342,12 +342,11 @@ def with_consumers(variant: VariantResult, checks: list[ClientCheck]) -> Variant
                    gate=f"fails in {first.client} ({first.file}): {first.detail}")
 
 
-def check_variants_in_clients(variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec, *, threads: int,
-                              report: Report) -> StepResult:
-    """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`)."""
+def check_variants_in_clients(variants: dict[str, VariantResult], targets: dict[str, type[Target]], io: ModelIO,
+                              spec: ModelSpec, *, threads: int, report: Report) -> StepResult:
+    """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`). `targets` are
+    classes: they travel to the worker, which imports their modules (a format defined outside hubforge too)."""
     passing = [v for v in variants.values() if v.passed]
-    targets = {v.name: type(get_target(v.name)) for v in passing}  # classes travel to the worker, which imports
-    # their modules (a format defined outside hubforge's targets package too)
     done = run_step(Step("consumers", consumers_step, (passing, targets, io, spec), threads), report)
     for variant in passing:
         if done.error:
@@ -517,7 +516,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
         steps.append(check_swap_safety(variants, reference_retrieval, mixed, spec, threads=options.threads,
                                        report=report))
     if options.consumers and any(v.passed for v in variants.values()):
-        steps.append(check_variants_in_clients(variants, io, spec, threads=options.threads, report=report))
+        steps.append(check_variants_in_clients(variants, {t.name: t for t in targets}, io, spec,
+                                               threads=options.threads, report=report))
 
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
