@@ -11,13 +11,19 @@ export HUBFORGE_ST5_ONNX_PYTHON := $(abspath $(ST5_ONNX))/bin/python
 NODE_CLIENTS ?= .node-clients
 export HUBFORGE_NODE_CLIENTS := $(abspath $(NODE_CLIENTS))
 
+# llama-cpp-python builds llama.cpp from source (pip keeps the wheel in its cache): only the library, for the
+# x86-64 level every host here has (AVX2/FMA/F16C), not -march=native, so a cached wheel runs on each of them
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DLLAMA_OPENSSL=OFF
+
 .PHONY: install demo test bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[test,clients]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[test,clients,gguf]"
 	$(PY) -m pip check
 	touch $@
 

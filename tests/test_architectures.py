@@ -84,10 +84,25 @@ def test_architecture_publishes_every_format_or_says_why(architectures_published
     for variant in variants.values():
         assert variant["attempts"]
         if not variant["passed"]:
-            assert variant["gate"].startswith(("fail", "failed")), variant
+            assert variant["gate"].startswith(("fail", "failed", "skipped")), variant
             assert f"not published: {variant['name']}: " in result.output
             assert all(a["error"] or a["fidelity"] or a["skipped"] for a in variant["attempts"])
     assert result.exit_code == (0 if all(v["passed"] for v in variants.values()) else 3)
+
+
+def test_gguf_runs_bert_embedders_and_refuses_the_rest_with_the_reason(architectures_published):
+    """llama.cpp runs a BERT embedder from this writer's file; a cross-encoder (llama.cpp feeds no second token
+    type) and the other architectures are skipped unbuilt, each with its reason."""
+    for (model_type, head), (_, results, *_) in architectures_published.items():
+        found = {v["name"]: v for v in results["variants"] if v["name"].startswith("gguf")}
+        for name, variant in found.items():
+            if (model_type, head) == ("bert", "sentence-embedding"):
+                assert variant["passed"], variant
+                assert variant["details"]["tokenizer_agreement"] == 1.0
+            elif head == "cross-encoder":
+                assert "adds only the first token type's embedding" in variant["gate"], variant["gate"]
+            else:
+                assert f"llama.cpp runs no '{model_type}' encoder" in variant["gate"], variant["gate"]
 
 
 @pytest.mark.parametrize("model_type", ["distilbert", "mpnet", "modernbert"])

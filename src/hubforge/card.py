@@ -92,6 +92,39 @@ def consumer_matrix(variants: list[VariantResult]) -> ConsumerMatrix | None:
     return ConsumerMatrix(clients, rows, checks[0].texts, checks[0].metric)
 
 
+@dataclass(frozen=True)
+class ABRow:
+    """One row of the MNN card's A/B against GGUF: a file's retrieval scores, fidelity, size and latency."""
+
+    variant: str
+    precision: str  # the file's configuration where its format has several
+    runtime: str
+    ndcg_at_10: float | None
+    recall_at_10: float | None
+    mean_cosine: float | None
+    size_bytes: int
+    p50_ms: float | None
+
+
+def _ab_row(v: VariantResult, reference: bool = False) -> ABRow:
+    retrieval = next((t for t in v.tasks if t.task_type == "Retrieval"), None)
+    scores = retrieval.scores if retrieval else {}
+    cosine = 1.0 if reference else (v.fidelity.mean_cosine if v.fidelity and v.fidelity.kind == "cosine" else None)
+    chosen = ", ".join(f"{k}={value}" for k, value in v.config.items() if k != "keep")
+    return ABRow(v.name, chosen or v.precision, v.runtime, scores.get("ndcg_at_10"), scores.get("recall_at_10"), cosine,
+                 v.size_bytes, v.speed.p50_ms if v.speed else None)
+
+
+def mnn_against_gguf(result: RunResult) -> list[ABRow]:
+    """MNN beside every GGUF file the run published (and fp32), on the same retrieval texts: the two runtimes
+    edge-device users choose between. Empty unless both were published."""
+    mnn = [v for v in result.published if v.name == "mnn"]
+    gguf = [v for v in result.published if v.repo_suffix == "gguf"]
+    if not (mnn and gguf):
+        return []
+    return [_ab_row(result.reference, reference=True), *(_ab_row(v) for v in mnn + gguf)]
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(template_dirs()), undefined=StrictUndefined, keep_trailing_newline=True,
                       trim_blocks=True, lstrip_blocks=True)
@@ -125,10 +158,11 @@ def render_cards(result: RunResult, plot: bool = False, changes: dict | None = N
                        tasks=tasks, spec=result.spec, source=result.source, hardware=result.hardware,
                        siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
                        consumers=consumer_matrix(variants),
+                       ab=mnn_against_gguf(result) if suffix == "mnn" else [],
                        rejected=result.not_published, plot_file=PLOT_FILE if plot else None,
                        changes=changes.get(repo_id),
                        community=[row for record in community.get(repo_id, []) for row in card_rows(record)])
-        usage = {v.name: env.from_string(get_target(v.name).template_path().read_text()).render(**context)
+        usage = {v.name: env.from_string(get_target(v.name).template_path().read_text()).render(variant=v, **context)
                  for v in variants}
         body = env.get_template("card.md.j2").render(usage=usage, **context)
         data = card_data(result, repo_id, variants)

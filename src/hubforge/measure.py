@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ class MeasuredArtifact:
     outputs: np.ndarray  # on the reference's fidelity texts
     fidelity: Fidelity
     encoder: TextEncoder | None = None  # open while measuring; `closed()` is what later steps get
+    details: dict = field(default_factory=dict)  # Target.details
 
     @property
     def size_bytes(self) -> int:
@@ -30,14 +31,15 @@ class MeasuredArtifact:
 
     def closed(self) -> MeasuredArtifact:
         """The measurement without its open runtime: what crosses to the evaluation step's process."""
-        return MeasuredArtifact(self.files, self.outputs, self.fidelity)
+        return MeasuredArtifact(self.files, self.outputs, self.fidelity, details=self.details)
 
 
 def measure_artifact(target: Target, files: dict[str, Path], inputs: BuildInputs,
                      reference: Reference) -> MeasuredArtifact:
-    encoder = TextEncoder(inputs.io, target.load(files, inputs))
+    encoder = target.encoder(files, inputs.io)
     outputs = encoder.outputs(reference.fidelity_texts, inputs.spec.query_prefix)
-    return MeasuredArtifact(files, outputs, measure_fidelity(reference.outputs, outputs), encoder)
+    return MeasuredArtifact(files, outputs, measure_fidelity(reference.outputs, outputs), encoder,
+                            target.details(encoder, files, reference.fidelity_texts))
 
 
 def evaluation_encoder(target: Target, artifact: MeasuredArtifact, inputs: BuildInputs,
@@ -47,7 +49,7 @@ def evaluation_encoder(target: Target, artifact: MeasuredArtifact, inputs: Build
     (cosine >= 0.9995 per text, or scores within 1e-3); the agreement is stated."""
     view = target.evaluation_view(artifact.files)
     if view is None:
-        return TextEncoder(inputs.io, target.load(artifact.files, inputs)), ""
+        return target.encoder(artifact.files, inputs.io), ""
     encoder = TextEncoder(inputs.io, view)
     agreement = measure_fidelity(artifact.outputs, encoder.outputs(reference.fidelity_texts, inputs.spec.query_prefix))
     if agreement.kind == "cosine":
@@ -56,7 +58,7 @@ def evaluation_encoder(target: Target, artifact: MeasuredArtifact, inputs: Build
         same, stated = agreement.max_abs_diff <= 1e-3, f"largest score difference {agreement.max_abs_diff:.2g}"
     if not same:
         del encoder, view
-        return TextEncoder(inputs.io, target.load(artifact.files, inputs)), ""
+        return target.encoder(artifact.files, inputs.io), ""
     return encoder, (f"task scores computed with the graph's fixed input axes freed, so texts are not padded to the "
                      f"fixed length (same nodes and quantization parameters; against the fixed-shape graph on the "
                      f"{agreement.samples} fidelity texts: {stated})")

@@ -196,7 +196,8 @@ class Trial:
             return Attempt(config_dict, error=failure(exc)), None, None
         decision = check_fidelity(artifact.fidelity, self.gate)
         self.report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
-        attempt = Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed)
+        attempt = Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed,
+                          details=artifact.details)
         passed = artifact.closed() if decision.passed else None
         del artifact
         release_memory()

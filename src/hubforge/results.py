@@ -25,10 +25,12 @@ class Attempt:
     passed: bool = False
     error: str | None = None  # "ExceptionType: first line" when building, loading or measuring raised
     skipped: str | None = None  # why a probe showed it cannot pass: not built
+    details: dict = field(default_factory=dict)  # what only its format measures (Target.details)
 
     def as_dict(self) -> dict:
         return {"config": self.config, "fidelity": self.fidelity.as_dict() if self.fidelity else None,
-                "gate": self.gate, "passed": self.passed, "error": self.error, "skipped": self.skipped}
+                "gate": self.gate, "passed": self.passed, "error": self.error, "skipped": self.skipped,
+                "details": self.details}
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,11 @@ class VariantResult:
     swap_error: str = ""  # why swap safety could not be computed
 
     @property
+    def details(self) -> dict:
+        """What only its format measures (Target.details), from the attempt its files come from."""
+        return self.attempts[-1].details if self.passed and self.attempts else {}
+
+    @property
     def quality(self) -> dict[str, float]:
         """{task: main score}."""
         return {t.task: t.main_score for t in self.tasks}
@@ -98,7 +105,7 @@ class VariantResult:
             "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
             "kept_precise": self.kept.as_dict() if self.kept else None,
-            "fixed_shape": self.fixed_shape, "consumers": [c.as_dict() for c in self.consumers],
+            "details": self.details, "fixed_shape": self.fixed_shape, "consumers": [c.as_dict() for c in self.consumers],
             "swap_safety": self.swap.as_dict() if self.swap else None, "swap_safety_error": self.swap_error or None,
         }
 

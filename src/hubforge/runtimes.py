@@ -213,6 +213,67 @@ class MnnRuntime:
         return np.array(out.read(), dtype=np.float32)
 
 
+class LlamaCppRuntime:
+    """llama.cpp through llama-cpp-python, as its consumers run a GGUF embedding file: llama.cpp's own tokenizer and
+    the pooling the file's metadata names."""
+
+    name = "llama.cpp"
+    provider = "cpu"
+    static_shape = None
+    def __init__(self, model_path: Path):
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        # n_ctx 0: the model's trained context, which then bounds the tokens decoded at once (sequences attend
+        # within a micro-batch block-diagonally, so a micro-batch holds whole sequences)
+        self.llama = llama_cpp.Llama(str(model_path), embedding=True, n_ctx=0, n_batch=1 << 16, n_ubatch=1 << 16,
+                                     n_threads=thread_count(), n_threads_batch=thread_count(), verbose=False)
+        self.ubatch = self.llama.context_params.n_ubatch
+        self.max_sequences = self.llama.context_params.n_seq_max
+
+    def tokenize(self, text: str, max_length: int) -> list[int]:
+        """llama.cpp's ids for `text` with the model's [CLS] and [SEP]; cut at `max_length` keeping the closing
+        token, as the model's own tokenizer truncates."""
+        ids = self.llama.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        return ids if len(ids) <= max_length else ids[: max_length - 1] + ids[-1:]
+
+    def embed_tokens(self, sequences: list[list[int]]) -> np.ndarray:
+        """Pooled vectors, decoded in micro-batches of whole sequences."""
+        vectors, chunk = [], []
+        for tokens in sequences:
+            if chunk and (sum(map(len, chunk)) + len(tokens) > self.ubatch or len(chunk) == self.max_sequences):
+                vectors.append(self._decode(chunk))
+                chunk = []
+            chunk.append(tokens[: self.ubatch])
+        return np.concatenate([*vectors, self._decode(chunk)]) if chunk else np.concatenate(vectors)
+
+    def _decode(self, sequences: list[list[int]]) -> np.ndarray:
+        lib = self._llama_cpp
+        batch = lib.llama_batch_init(sum(map(len, sequences)), 0, 1)
+        try:
+            for seq_id, tokens in enumerate(sequences):
+                for pos, token in enumerate(tokens):
+                    k = batch.n_tokens
+                    batch.token[k], batch.pos[k], batch.n_seq_id[k], batch.logits[k] = token, pos, 1, True
+                    batch.seq_id[k][0] = seq_id
+                    batch.n_tokens += 1
+            memory = lib.llama_get_memory(self.llama.ctx)  # none for an encoder; cleared otherwise
+            if memory:
+                lib.llama_memory_clear(memory, True)
+            if lib.llama_decode(self.llama.ctx, batch) != 0:
+                raise RuntimeError(f"llama_decode failed on {len(sequences)} sequences")
+            width = self.llama.n_embd()
+            return np.array([np.ctypeslib.as_array(lib.llama_get_embeddings_seq(self.llama.ctx, s), shape=(width,))
+                             for s in range(len(sequences))], dtype=np.float32)
+        finally:
+            lib.llama_batch_free(batch)
+
+    def forward(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Every position of the feed, padding included, so that speed and memory are measured at the shape asked
+        for, as for the other runtimes (consumers' vectors come from `embed_tokens` of real tokens only)."""
+        return self.embed_tokens(feed["input_ids"].tolist())
+
+
 def model_feed(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int,
                pad_to_max: bool) -> dict[str, np.ndarray]:
     """The int64 inputs the tokenizer gives; each runtime picks the ones its model takes (`feed_for`).
@@ -353,6 +414,23 @@ class TextEncoder:
         if self.io.task == "cross-encoder":
             return self.score(texts, texts[1:] + texts[:1])
         return self.embed(texts, prefix)
+
+
+class LlamaCppEncoder(TextEncoder):
+    """A GGUF file as llama.cpp's consumers get its vectors: llama.cpp tokenizes and pools; the model's modules
+    after pooling (Normalize, the only kind a GGUF embedding file can stand for) then run as in its pipeline."""
+
+    runtime: LlamaCppRuntime
+
+    def embed(self, texts: list[str], prefix: str = "") -> np.ndarray:
+        import torch
+
+        pooled = self.runtime.embed_tokens([self.runtime.tokenize(prefix + t, self.io.max_length) for t in texts])
+        features = {"sentence_embedding": torch.from_numpy(pooled)}
+        with torch.inference_mode():
+            for module in post_modules(self.io)[1:]:
+                features = module(features)
+        return features["sentence_embedding"].float().numpy()
 
 
 class ReferenceEncoder(TextEncoder):

@@ -149,6 +149,17 @@ def _mnn(request: ClientRequest) -> np.ndarray:
     return _recipe(request, MnnRuntime(request.path))
 
 
+def _llama_cpp(request: ClientRequest) -> np.ndarray:
+    """The card's llama-cpp-python recipe: the GGUF file alone, llama.cpp tokenizing and pooling."""
+    from llama_cpp import Llama
+
+    llm = Llama(str(request.path), embedding=True, verbose=False)
+    try:
+        return np.asarray(llm.embed(request.texts, normalize=True))
+    finally:
+        llm.close()
+
+
 def _openvino_st(request: ClientRequest) -> np.ndarray:
     if request.pairs is not None:
         import torch
@@ -263,12 +274,13 @@ CLIENTS: dict[str, Client] = {c.name: c for c in (
     Client("OpenVINO", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_openvino),
            fixed_shape=True),
     Client("MNN", ("sentence-embedding", "cross-encoder", "feature-extraction"), _each(_mnn)),
+    Client("llama-cpp-python", ("sentence-embedding", "feature-extraction"), _each(_llama_cpp)),
 )}
 
 
 def main_file(files: dict[str, Path]) -> str:
     """The file a client is pointed at: the graph, not its external data or weights file."""
-    return next(rel for rel in sorted(files) if rel.endswith((".onnx", ".xml", ".mnn")))
+    return next(rel for rel in sorted(files) if rel.endswith((".onnx", ".xml", ".mnn", ".gguf")))
 
 
 def _agreement(reference: np.ndarray, got: np.ndarray, cross: bool) -> tuple[float, float | None]:
@@ -299,7 +311,7 @@ def _check(request: ClientRequest, outcome: Outcome, reference: np.ndarray, own:
 
 def _own_outputs(variant, target, io: ModelIO, texts: list[str], pairs: list[str] | None) -> np.ndarray:
     """The file's outputs in the runtime hubforge measured it with (its target's `load`)."""
-    encoder = TextEncoder(io, target().load(variant.files, None))
+    encoder = target().encoder(variant.files, io)
     return encoder.score(texts, pairs) if pairs is not None else encoder.embed(texts)
 
 

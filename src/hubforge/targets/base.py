@@ -14,7 +14,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..paths import template_file
-from ..runtimes import ModelIO, Runtime
+from ..runtimes import ModelIO, Runtime, TextEncoder
 from ..source import SourceModel
 from ..spec import GateSpec, ModelSpec
 from .sensitivity import MAX_SEARCH_BUILDS, Ranking
@@ -124,6 +124,16 @@ class Target(ABC):
     @abstractmethod
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> Runtime:
         """Open the built artifact in its own runtime."""
+
+    def encoder(self, files: dict[str, Path], io: ModelIO) -> TextEncoder:
+        """The artifact as its consumers get outputs from it: its runtime behind the model's own tokenizer and
+        post-processing (see GgufTarget for a runtime that tokenizes and pools itself)."""
+        return TextEncoder(io, self.load(files, None))
+
+    def details(self, encoder: TextEncoder, files: dict[str, Path], texts: list[str]) -> dict:
+        """Measurements only this format has, recorded with its attempt and shown by its usage template (GGUF:
+        tokenizer agreement); `encoder` is the measured one, `texts` the fidelity texts."""
+        return {}
 
     def evaluation_view(self, files: dict[str, Path]) -> Runtime | None:
         """A cheaper view of the same graph for task evaluation (see QdqTarget); None: the artifact's own runtime."""
