@@ -1,4 +1,4 @@
-"""The bounded attention mask side by side (src/hubforge/targets/attention_mask.py): MiniLM's onnx (fp32), int8 and
+"""The bounded attention mask side by side (src/hubforge/attention_mask.py): MiniLM's onnx (fp32), int8 and
 mnn artifacts as hubforge builds them (padded scores filled with MASK_FILL) and the same graphs with the usual fill
 (the exporter's -3.4e38; ONNX Runtime's fused-attention default -10000 for int8), timed by hubforge's own latency
 measurement (`measure_speed`) in interleaved rounds at [1, 128] on one short real text padded to 128 tokens and on
@@ -32,7 +32,7 @@ from hubforge.runtimes import MnnRuntime, OrtRuntime, TextEncoder, thread_count
 from hubforge.source import local_source
 from hubforge.spec import load_spec
 from hubforge.targets import mnn
-from hubforge.targets.attention_mask import ORT_ATTENTION_FILL, fill_fused_attention
+from hubforge.attention_mask import ORT_ATTENTION_FILL, fill_fused_attention
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 FILLS = ("bounded", "usual")

@@ -182,7 +182,8 @@ def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
 
     def evaluated_search(reference_tasks):
         messages = []
-        search = FormatSearch(type(get_target("int8")), inputs, None, True, tmp_path, 1, messages.append)
+        search = FormatSearch(type(get_target("int8")), inputs, None, True, tmp_path, 1,
+                              lambda message, decision=False: messages.append(message))
         assert search.first().name == "build int8"
         outcome = FormatOutcome("int8", search.target, GateSpec(min_retention=0.99),
                                 [Attempt({"fusion": "bert"}, fidelity, "pass", True)],

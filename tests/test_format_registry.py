@@ -6,10 +6,8 @@ import hygiene and huggingface_hub's Retry-After handling."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -53,6 +51,13 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert not variants["broken"]["passed"]
     assert variants["broken"]["attempts"][0]["error"] == "RuntimeError: simulated converter crash"
     assert "not published: broken: failed: RuntimeError: simulated converter crash" in result.output
+    # the attempt's whole traceback is in the run's log, and the CLI's line says where
+    log = tmp_path / "all-minilm-l6-v2.log"
+    assert f"(traceback in {log})" in " ".join(result.output.split())
+    failed = log.read_text().split("--- broken: default failed:\n", 1)[1]
+    assert failed.startswith("Traceback (most recent call last):")
+    assert 'in build\n    raise RuntimeError("simulated converter crash' in failed
+    assert "RuntimeError: simulated converter crash\nsecond line that results.json leaves out" in failed
     killed = variants["killed"]
     assert not killed["passed"] and killed["attempts"][0]["error"].startswith(
         "WorkerCrash: the worker for build killed died of SIGKILL"), killed

@@ -63,6 +63,33 @@ def test_the_wheel_carries_specs_and_templates(installed_wheel, session_dir):
     assert (installed_wheel / "hubforge" / "templates" / "formats" / "qnn.md.j2").exists()
 
 
+def test_a_plain_install_leaves_the_local_hub_out(installed_wheel, session_dir):
+    """pip installs exactly the wheel's unconditional Requires-Dist: the local Hub's server (fastapi, uvicorn,
+    python-multipart) comes only with the `devhub` extra, and without it the server's commands say so in one line
+    while the rest of the CLI runs."""
+    from email.parser import Parser
+
+    metadata = next(installed_wheel.glob("hubforge-*.dist-info")) / "METADATA"
+    requires = Parser().parsestr(metadata.read_text()).get_all("Requires-Dist")
+    unconditional = {r.split(";")[0].split(">")[0].split("=")[0].split("[")[0].strip().lower() for r in requires
+                     if "extra ==" not in r}
+    assert {"torch", "onnxruntime", "huggingface-hub"} <= unconditional
+    assert not {"fastapi", "uvicorn", "python-multipart", "starlette"} & unconditional, unconditional
+    devhub = {r.split(">")[0].strip().lower() for r in requires if 'extra == "devhub"' in r}
+    assert devhub == {"fastapi", "uvicorn", "python-multipart"}, devhub
+
+    without = session_dir / "package" / "no-fastapi"  # fastapi made unimportable, as where it is not installed
+    without.mkdir(parents=True)
+    (without / "fastapi.py").write_text("raise ModuleNotFoundError(\"No module named 'fastapi'\", name='fastapi')\n")
+    env = {"PYTHONPATH": f"{without}{os.pathsep}{installed_wheel}"}
+    served = run_installed(installed_wheel, session_dir / "package" / "elsewhere", "devhub", "serve", env=env)
+    assert served.returncode == 1, served.stderr
+    assert "error: the local Hub needs fastapi, which a plain install of hubforge leaves out" in served.stderr
+    assert "hint: pip install 'hubforge[devhub]'" in served.stderr and "Traceback" not in served.stderr
+    listed = run_installed(installed_wheel, session_dir / "package" / "elsewhere", "specs", "list", env=env)
+    assert listed.returncode == 0 and "all-minilm-l6-v2" in listed.stdout, listed.stderr
+
+
 def test_a_users_spec_directory_comes_first(tmp_path):
     from hubforge.spec import available_specs, load_spec
 

@@ -74,7 +74,8 @@ def test_sentence_transformers_loads_the_4bit_files(ladder, minilm_reference, re
     if backend == "onnx":
         got = run_st5_onnx({"client": "sentence-transformers", "path": path, "file_name": file_name, "texts": texts})
     else:
-        got = SentenceTransformer(path, backend=backend, device="cpu", model_kwargs={"file_name": file_name}).encode(texts)
+        model = SentenceTransformer(path, backend=backend, device="cpu", model_kwargs={"file_name": file_name})
+        got = model.encode(texts)
     gate = next(v for v in results["variants"] if file_name in v["files"])["gate_thresholds"]
     assert cosine(got, expected).mean() >= gate["min_mean_cosine"]
 

@@ -134,7 +134,8 @@ def test_not_published_names_the_closest_attempt_and_the_check_it_missed():
     from hubforge.spec import GateSpec
     from hubforge.targets import get_target
 
-    close = Attempt({"fusion": "bert"}, Fidelity("cosine", 8, 0.9896, 0.97), "fail (fidelity): mean cosine 0.9896 < 0.99")
+    close = Attempt({"fusion": "bert"}, Fidelity("cosine", 8, 0.9896, 0.97),
+                    "fail (fidelity): mean cosine 0.9896 < 0.99")
     far = Attempt({"fusion": "none"}, Fidelity("cosine", 8, 0.8706, 0.80), "fail (fidelity): mean cosine 0.8706 < 0.99")
     variant = _variant(FormatOutcome("int8", type(get_target("int8")), GateSpec(), [close, far], None))
     assert not variant.passed

@@ -1,4 +1,4 @@
-"""Bounded attention masks (targets/attention_mask.py): the published onnx, int8 and mnn artifacts fill padded
+"""Bounded attention masks (attention_mask.py): the published onnx, int8 and mnn artifacts fill padded
 attention scores with MASK_FILL instead of a value below exp's range, and give the same outputs on real, padded
 batches as the same graphs with the usual fill; the NPU formats keep the exporter's."""
 
@@ -14,7 +14,7 @@ from onnx import helper
 
 from conftest import READ_TOKEN
 from hubforge.export import EXTERNAL_DATA
-from hubforge.targets.attention_mask import (BOUNDED_GRAPH, MASK_FILL, ORT_ATTENTION_FILL, additive_attention_mask,
+from hubforge.attention_mask import (BOUNDED_GRAPH, MASK_FILL, ORT_ATTENTION_FILL, additive_attention_mask,
                                              bounded_export, fill_fused_attention, write_bounded_export)
 
 

@@ -113,7 +113,8 @@ def test_a_test_sample_is_deterministic_and_recorded():
     sts = by_task["banking77-intent-sts"]
     assert sts.ci_method == "Fisher z-transform" and sts.items == 154  # one pair per test text
     too_small = [(make_spec(classification="banking77", test_sample=50), "test_sample 50 is below the 77 test items"),
-                 (make_spec(sts="banking77", test_sample=100), "test_sample 100 is below the 154 test items Banking77 sts"),
+                 (make_spec(sts="banking77", test_sample=100),
+                  "test_sample 100 is below the 154 test items Banking77 sts"),
                  (make_spec(classification="banking77", train_per_label=6), "train_per_label 6 is below the 8 train")]
     for spec, message in too_small:
         with pytest.raises(EvaluationError, match=message):

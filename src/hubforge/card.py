@@ -15,7 +15,9 @@ from .evaluation.tasks import eval_results
 from .paths import template_dirs
 from .plot import PLOT_FILE
 from .results import RunResult, VariantResult
+from .runtimes import CPU_PROVIDERS, GPU_PROVIDERS, NPU_PROVIDERS
 from .targets import get_target
+from .targets.q4 import WEIGHT_4BIT_GATE
 
 PIPELINE_TAGS = {"sentence-embedding": "sentence-similarity", "cross-encoder": "text-classification",
                  "feature-extraction": "feature-extraction"}
@@ -159,6 +161,8 @@ def render_cards(result: RunResult, plot: bool = False, changes: dict | None = N
                        siblings=[(s, repo_id_for(result, s)) for s in by_repo if s != suffix],
                        consumers=consumer_matrix(variants),
                        ab=mnn_against_gguf(result) if suffix == "mnn" else [],
+                       weight_4bit=[v.name for v in variants if get_target(v.name).default_gate == WEIGHT_4BIT_GATE],
+                       gpu_providers=GPU_PROVIDERS, npu_providers=NPU_PROVIDERS, cpu_providers=CPU_PROVIDERS,
                        rejected=result.not_published, plot_file=PLOT_FILE if plot else None,
                        changes=changes.get(repo_id),
                        community=[row for record in community.get(repo_id, []) for row in card_rows(record)])

@@ -56,12 +56,17 @@ def _progress(spec_id: str, log: Path):
     console.print(f"log: {log}", highlight=False)
     with console.status(f"[bold]{spec_id}[/]: starting") as status, \
             mock.patch.dict(os.environ, {LOG_ENV: str(log)}):  # the variable is gone again after the run
-        def report(message: str) -> None:
+        def report(message: str, *, decision: bool = False) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
-            if "→" in message or message.startswith(("export", "source", "reference", "evaluate")):
+            if decision:
                 console.print(message, highlight=False)
 
-        yield report
+        try:
+            yield report
+        except HubforgeError as exc:  # the one-line error points at the whole story
+            if log.exists():
+                exc.hint = f"{exc.hint}; the run's log: {log}" if exc.hint else f"the run's log: {log}"
+            raise
 
 
 def results_table(result) -> Table:
@@ -86,7 +91,7 @@ def results_table(result) -> Table:
             f"{v.size_bytes / 1e6:.1f}",
         )
     if result.skipped:
-        table.caption = "not measured: " + "; ".join(result.skipped)
+        table.caption = "not measured: " + "; ".join(map(str, result.skipped))
     return table
 
 
@@ -99,9 +104,11 @@ class HubforgeFailure(click.ClickException):
         self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:
-        console.print(f"[red]error:[/] {self.error.message}", highlight=False)
-        if self.error.hint:
-            console.print(f"  [bold]hint:[/] {self.error.hint}", highlight=False)
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/] {escape(self.error.message)}", highlight=False)
+        if self.error.hint:  # hints name extras in brackets (hubforge[devhub]): not markup
+            console.print(f"  [bold]hint:[/] {escape(self.error.hint)}", highlight=False)
 
 
 class HubforgeGroup(click.Group):
@@ -194,21 +201,21 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
         state = "pull request " + pushed.pr_url if pushed.pr_url else ("committed" if pushed.changed else "unchanged")
         console.print(f"published {pushed.url} ({state})")
     _show(outcome.result, as_json)
+    from rich.markup import escape
+
+    log = out_dir / f"{spec.id}.log"
     for variant in outcome.result.not_published:
-        console.print(f"[yellow]not published: {variant.name}: {variant.gate}[/]", highlight=False)
+        where = f" (traceback in {log})" if any(a.error for a in variant.attempts) else ""
+        console.print(f"[yellow]not published: {variant.name}: {escape(variant.gate)}{where}[/]", highlight=False)
     sys.exit(outcome.exit_code)
 
 
 def stages_table(result) -> Table:
     """Wall time and peak resident memory of every worker step, a row per format: where the time and memory went."""
     kinds = ("build", "evaluate", "speed")
-    named = {"prepare": "build checks: tasks, model pipeline", "reference": "build fp32",
-             "export": "build fp32 ONNX export", "consumers": "evaluate every file in its clients",
-             "swap safety": "evaluate swap safety (all variants)"}
     rows: dict[str, dict] = {}
     for step in result.stages:
-        kind, _, name = named.get(step["stage"], step["stage"]).partition(" ")
-        rows.setdefault(name, {})[kind] = step
+        rows.setdefault(step["subject"], {})[step["kind"]] = step
     table = Table(title="steps (each in its own worker process): seconds / peak resident memory MB")
     table.add_column("step")
     for kind in kinds:
@@ -289,7 +296,7 @@ def verify_table(verification) -> Table:
     for row in verification.rows:
         table.add_row(row.name, "provider", "", row.provider, "", "", row.runtime + " " + row.runtime_version)
     if verification.skipped:
-        table.caption = "not measured: " + "; ".join(verification.skipped)
+        table.caption = "not measured: " + "; ".join(map(str, verification.skipped))
     return table
 
 
@@ -454,7 +461,8 @@ def devhub():
 def devhub_serve(data_dir, host, port, tokens_file):
     """Serve a persistent local Hub on HOST:PORT."""
     from .devhub.auth import TokenConfigError, load_tokens
-    from .devhub.server import serve
+
+    serve = _devhub_server().serve
 
     try:
         tokens = load_tokens(tokens_file)
@@ -462,6 +470,18 @@ def devhub_serve(data_dir, host, port, tokens_file):
         raise click.UsageError(str(exc))
     console.print(f"devhub on http://{host}:{port}, data in {data_dir}, {len(tokens)} tokens")
     serve(data_dir, tokens, host, port)
+
+
+def _devhub_server():
+    """The local Hub's server module; a one-line error where the `devhub` extra is not installed."""
+    try:
+        from .devhub import server
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("fastapi", "starlette", "uvicorn", "multipart", "python_multipart"):
+            raise
+        raise HubforgeError(f"the local Hub needs {exc.name}, which a plain install of hubforge leaves out",
+                            "pip install 'hubforge[devhub]'") from exc
+    return server
 
 
 @devhub.command("seed")
@@ -488,7 +508,9 @@ def demo(formats, no_speed):
     import subprocess
 
     from .devhub.seed import MINILM_REPO
-    from .devhub.server import free_port, wait_until_up
+
+    server_module = _devhub_server()
+    free_port, wait_until_up = server_module.free_port, server_module.wait_until_up
 
     token = "hf_demo_write"
     port = free_port()

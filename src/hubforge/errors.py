@@ -19,6 +19,15 @@ class HubforgeError(Exception):
         return type(self), (self.message, self.hint)
 
 
+def log_failure(what: str) -> None:
+    """The traceback being handled, whole, on stderr: a worker's stderr is the run's log, where a failed attempt
+    that results.json records as one line (`failure`) can be read in full."""
+    import sys
+    import traceback
+
+    print(f"--- {what} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+
+
 def failure(exc: BaseException) -> str:
     """'ExceptionType: first line of its message', as results.json and the card show a failed attempt."""
     lines = str(exc).strip().splitlines()

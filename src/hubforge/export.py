@@ -12,12 +12,12 @@ import inspect
 import shutil
 from pathlib import Path
 
+from .attention_mask import write_bounded_export
 from .errors import ConversionError
-from .evaluation.memory import release_memory
+from .process_memory import release_memory
 from .runtimes import INPUT_NAMES
 from .source import SourceModel
 from .spec import ModelSpec
-from .targets.attention_mask import write_bounded_export
 
 OPSET = 17
 EXTERNAL_DATA = "model.onnx_data"  # optimum's and ONNX Runtime's name for model.onnx's weights file
@@ -169,7 +169,8 @@ def canonical_attention(model) -> None:
         add = producer.get(softmax.input[0])
         for scale in (producer.get(t) for t in (add.input if add is not None and add.op_type == "Add" else ())):
             factor = constant(scale.input[1]) if scale is not None and scale.op_type == "Mul" else None
-            if factor is not None and factor.size == 1 and getattr(producer.get(scale.input[0]), "op_type", "") == "MatMul":
+            scaled = getattr(producer.get(scale.input[0]), "op_type", "") if scale is not None else ""
+            if factor is not None and factor.size == 1 and scaled == "MatMul":
                 added.append(numpy_helper.from_array((1 / factor).astype(factor.dtype), f"{scale.name}_divisor"))
                 scale.op_type, scale.input[1] = "Div", added[-1].name
     nodes = []

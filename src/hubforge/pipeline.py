@@ -21,10 +21,11 @@ from pathlib import Path
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .errors import HubforgeError, failure
+from .errors import HubforgeError, failure, log_failure
 from .evaluation.consumers import ClientCheck, check_consumers
 from .evaluation.hardware import Hardware, fingerprint
-from .evaluation.memory import Memory, measure_memory, release_memory
+from .evaluation.memory import Memory, measure_memory
+from .process_memory import release_memory
 from .evaluation.speed import Speed, measure_speed
 from .evaluation.swap import SwapSafety, swap_safety
 from .evaluation.tasks import (
@@ -41,17 +42,16 @@ from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact, size_of
 from .paths import cache_dir
-from .reference import Reference, compute_reference, model_io
-from .results import Attempt, KeptPrecise, RunResult, VariantResult
-from .runtimes import ModelIO, ReferenceEncoder, TextEncoder, TorchRuntime, thread_count
+from .reference import Reference, ReferenceEncoder, compute_reference, model_io
+from .results import Attempt, KeptPrecise, NotMeasured, RunResult, VariantResult
+from .runtimes import ModelIO, TextEncoder, TorchRuntime, thread_count
 from .source import SourceModel
 from .spec import GateSpec, ModelSpec
 from .targets import get_target
 from .targets.base import BuildInputs, SearchOptions, Target, TargetOptions
 from .targets.sensitivity import search_kept
-from .workers import Step, StepResult, cores, run_step, run_steps, start_server
+from .workers import Report, Step, StepResult, cores, run_step, run_steps, silent, start_server
 
-Report = Callable[[str], None]
 LANE_WEIGHTS_MB = 512  # bge-base's 418 MB builds two formats at a time; bge-large's 1.3 GB one (see lanes_for)
 
 EXIT_OK = 0
@@ -67,10 +67,10 @@ class EvalOptions:
     consumers: bool = True
     threads: int = field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
-    def skipped(self) -> tuple[str, ...]:
-        return tuple(what for what, on in (("task quality: --no-quality", self.quality),
-                                           ("speed: --no-speed", self.speed),
-                                           ("consumer check: --no-consumers", self.consumers)) if not on)
+    def skipped(self) -> tuple[NotMeasured, ...]:
+        return tuple(NotMeasured(what, flag) for what, flag, on in (
+            ("task quality", "--no-quality", self.quality), ("speed", "--no-speed", self.speed),
+            ("consumer check", "--no-consumers", self.consumers)) if not on)
 
 
 # --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
@@ -87,7 +87,7 @@ def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Re
 def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
                    report: Report) -> tuple[Reference, Hardware]:
     """The model's own fp32 pipeline on the fidelity texts: what every build is measured against."""
-    report("reference: the model's own fp32 pipeline")
+    report("reference: the model's own fp32 pipeline", decision=True)
     return compute_reference(io, spec, fidelity_texts), fingerprint()
 
 
@@ -110,12 +110,12 @@ def _evaluated(encoder: TextEncoder, spec: ModelSpec, note: str = "") -> Evaluat
 def reference_tasks_step(io: ModelIO, spec: ModelSpec, report: Report) -> Evaluated:
     """The fp32 pipeline's task scores, the retention gate's baseline. A step of the formats phase, run beside the
     first builds (which need only the reference's outputs); the PyTorch model goes with the worker."""
-    report("evaluate: the fp32 reference")
+    report("evaluate: the fp32 reference", decision=True)
     return _evaluated(ReferenceEncoder(io), spec)
 
 
 def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, report: Report) -> Path:
-    report("export: fp32 ONNX")
+    report("export: fp32 ONNX", decision=True)
     return export_fp32_onnx(spec, source, out_dir)
 
 
@@ -133,7 +133,7 @@ class FormatOutcome:
 
 
 def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
-               earlier: tuple[Attempt, ...] = (), report: Report = lambda msg: None) -> FormatOutcome:
+               earlier: tuple[Attempt, ...] = (), report: Report = silent) -> FormatOutcome:
     """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt, and a
     candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason). The first built
     candidate that misses its gate is searched on: its nodes ranked by the error they cause, the fewest of them kept
@@ -145,7 +145,8 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
         gate = target.gate(options, inputs.spec)
         candidates = target.candidates(options, inputs)
     except Exception as exc:
-        report(f"{name}: failed → {failure(exc)}")
+        log_failure(f"{name}: its options or candidates")
+        report(f"{name}: failed → {failure(exc)}", decision=True)
         return FormatOutcome(name, target_class, inputs.spec.gate, [Attempt({}, error=failure(exc))], None)
     trial = Trial(target, options, gate, inputs, reference, cache_root, report)
     fixed = target.is_fixed_shape(options)
@@ -183,7 +184,7 @@ class Trial:
         name, label, config_dict = self.target.name, config.label(), config.model_dump(mode="json")
         skip = self.target.cannot_pass(self.options, config, self.inputs)
         if skip:
-            self.report(f"{name}: {label} → skipped: {skip}")
+            self.report(f"{name}: {label} → skipped: {skip}", decision=True)
             return Attempt(config_dict, skipped=skip), None, None
         self.report(f"{name}: building {label}")
         files = None
@@ -192,10 +193,11 @@ class Trial:
             release_memory()  # what the converter freed goes back before the runtime opens the artifact
             artifact = measure_artifact(self.target, files, self.inputs, self.reference)
         except Exception as exc:
-            self.report(f"{name}: {label} → failed: {failure(exc)}")
+            log_failure(f"{name}: {label}")
+            self.report(f"{name}: {label} → failed: {failure(exc)}", decision=True)
             return Attempt(config_dict, error=failure(exc)), None, None
         decision = check_fidelity(artifact.fidelity, self.gate)
-        self.report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}")
+        self.report(f"{name}: {label}: {artifact.fidelity.summary()} → {decision.summary()}", decision=True)
         attempt = Attempt(config_dict, artifact.fidelity, decision.summary(), decision.passed,
                           details=artifact.details)
         passed = artifact.closed() if decision.passed else None
@@ -214,7 +216,8 @@ def keep_search(trial: Trial, base, files: dict[str, Path],
     try:
         ranking = target.sensitivity(trial.options, trial.inputs, base, files)
     except Exception as exc:
-        trial.report(f"{target.name}: ranking the nodes failed → {failure(exc)}")
+        log_failure(f"{target.name}: ranking the nodes")
+        trial.report(f"{target.name}: ranking the nodes failed → {failure(exc)}", decision=True)
         return None
     if not ranking or not ranking.nodes:
         return None
@@ -264,7 +267,7 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
 
 def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference, report: Report) -> Evaluated:
     """Task scores of a format's passing artifact."""
-    report(f"evaluate: {outcome.name}")
+    report(f"evaluate: {outcome.name}", decision=True)
     encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference)
     return _evaluated(encoder, inputs.spec, note)
 
@@ -304,10 +307,10 @@ def time_variants(reference_row: VariantResult, variants: dict[str, VariantResul
     `variants` in place; returns the timed reference row and the steps."""
     timed = [reference_row] + [v for v in variants.values() if v.passed]
     searched = [v for v in timed if v.kept]
-    runs = run_steps([Step(f"speed {v.name.split(' ')[0]}", speed_step,
+    runs = run_steps([Step("speed", "fp32" if v is reference_row else v.name, speed_step,
                            (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec, texts),
                            threads) for v in timed]
-                     + [Step(f"speed {v.name} fully quantized", speed_step,
+                     + [Step("speed", f"{v.name} fully quantized", speed_step,
                              (type(get_target(v.name)), v.kept.base_files, io, spec, texts), threads)
                         for v in searched], report)
     for variant, run in zip(timed, runs):
@@ -348,7 +351,8 @@ def check_variants_in_clients(variants: dict[str, VariantResult], targets: dict[
     """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`). `targets` are
     classes: they travel to the worker, which imports their modules (a format defined outside hubforge too)."""
     passing = [v for v in variants.values() if v.passed]
-    done = run_step(Step("consumers", consumers_step, (passing, targets, io, spec), threads), report)
+    done = run_step(Step("evaluate", "every file in its clients", consumers_step, (passing, targets, io, spec),
+                         threads, label="consumers"), report)
     for variant in passing:
         if done.error:
             variants[variant.name] = replace(variant, passed=False,
@@ -364,18 +368,19 @@ def check_swap_safety(variants: dict[str, VariantResult], reference: RetrievalEm
     """Swap safety of the variants in `mixed`, recorded on `variants` (a failure to compute it is stated, and
     publishes nothing less: it describes the file, it does not gate it)."""
     thresholds = {name: variants[name].gate_thresholds["min_retention"] for name in mixed}
-    done = run_step(Step("swap safety", swap_step, (reference, mixed, thresholds, spec), threads), report)
+    done = run_step(Step("evaluate", "swap safety (all variants)", swap_step, (reference, mixed, thresholds, spec),
+                         threads, label="swap safety"), report)
     for name in mixed:
         variants[name] = replace(variants[name], swap=None if done.error else done.value[name],
                                  swap_error=failure(done.error) if done.error else "")
     return done
 
 
-def mteb_results_step(variants: list[VariantResult], out_dir: Path, model_name: str, report: Report) -> None:
-    """mteb's own result files of every evaluated variant; in a worker, whose server has mteb imported (the
-    coordinating process would spend seconds importing it for a few small files)."""
-    for variant in variants:
-        write_mteb_results(variant.tasks, out_dir, model_name, variant.name.split(" ")[0])
+def mteb_results_step(scores: dict[str, list], out_dir: Path, model_name: str, report: Report) -> None:
+    """mteb's own result files of every evaluated variant ({revision label: its TaskScores}); in a worker, whose
+    server has mteb imported (the coordinating process would spend seconds importing it for a few small files)."""
+    for revision, tasks in scores.items():
+        write_mteb_results(tasks, out_dir, model_name, revision)
 
 
 class FormatSearch:
@@ -397,19 +402,19 @@ class FormatSearch:
         return self._issue("build", build_step, (self.target, self.inputs, self.reference, self.cache_root, earlier))
 
     def _issue(self, kind: str, function: Callable, args: tuple) -> Step:
-        name = f"{kind} {self.target.name}" + (f" #{self.rounds}" if self.rounds > 1 else "")
-        self.in_flight = Step(name, function, args, self.threads)
+        subject = self.target.name + (f" #{self.rounds}" if self.rounds > 1 else "")
+        self.in_flight = Step(kind, subject, function, args, self.threads)
         return self.in_flight
 
     def after(self, done: StepResult, reference_tasks: list[TaskScore] | None) -> list[Step]:
         """Record what this format's step in flight gave; the step that follows it, if any. `reference_tasks`: the
         fp32 reference's task scores, None while they are still being computed (the retention gate then waits)."""
         ended, self.in_flight = self.in_flight, None
-        if ended.function is build_step:
+        if ended.kind == "build":
             earlier = self.variant.attempts if self.variant else []
+            failed = [*earlier, Attempt({}, error=failure(done.error))] if done.error else []
             outcome = done.value if not done.error else FormatOutcome(
-                self.target.name, self.target, self.inputs.spec.gate, [*earlier, Attempt({}, error=failure(done.error))],
-                None)
+                self.target.name, self.target, self.inputs.spec.gate, failed, None)
             if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
                 self.variant = replace(self.variant, attempts=outcome.attempts)
                 return []
@@ -441,7 +446,7 @@ class FormatSearch:
         attempts = self.outcome.attempts
         earlier = (*attempts[:-1], replace(attempts[-1], gate=self.variant.gate, passed=False))
         self.variant = replace(self.variant, attempts=list(earlier))
-        self.report(f"{self.target.name}: {self.variant.gate} → next configuration")
+        self.report(f"{self.target.name}: {self.variant.gate} → next configuration", decision=True)
         return [self.first(earlier)]
 
 
@@ -461,23 +466,45 @@ def _raise(result: StepResult, what: str, hint: str) -> None:
 
 
 def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
-        report: Report = lambda msg: None, cache_root: Path | None = None) -> RunResult:
+        report: Report = silent, cache_root: Path | None = None) -> RunResult:
     """reference outputs ∥ export → build each format, the reference's task scores beside them → evaluate each
-    passing one → speed and memory, one at a time."""
+    passing one → swap safety, the consumer check → speed and memory, one at a time."""
     start_server()
-    prepared = run_steps([Step("prepare", prepare_step, (spec, source, options.quality))], report)[0]
+    prepared = run_steps([Step("build", "checks: tasks, model pipeline", prepare_step, (spec, source, options.quality),
+                               label="prepare")], report)[0]
     if prepared.error:
         _raise(prepared, f"{source.repo_id}: preparing the run failed", "check the spec and the model folder")
     io = prepared.value
     targets = [type(get_target(name)) for name in formats]
-    cache_root = cache_root or cache_dir()
-    lanes, share = lanes_for(source), max(1, options.threads // lanes_for(source))
+    cache_root, lanes = cache_root or cache_dir(), lanes_for(source)
+    share = max(1, options.threads // lanes)
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
-    calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
+    inputs, reference, hardware, steps = reference_and_export(io, spec, source, fidelity_texts, cache_root=cache_root,
+                                                              lanes=lanes, threads=share, report=report)
+    phase = FormatsPhase(targets, inputs, reference, options, cache_root, share, report)
+    steps = [prepared, *steps, *phase.run(lanes)]
+    variants = phase.variants()
+    steps += check_passing_variants(variants, phase, {t.name: t for t in targets}, io, spec, options, report)
+    reference_row = VariantResult(
+        name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
+        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
+        tasks=phase.reference_tasks or [], size_bytes=source.weights_bytes)
+    if options.speed:
+        reference_row, timing_steps = time_variants(reference_row, variants, io, spec, fidelity_texts,
+                                                    threads=options.threads, report=report)
+        steps += timing_steps
+    return RunResult(spec, source, hardware, reference_row, [variants[t.name] for t in targets], list(formats),
+                     options.skipped(), tuple(step.record() for step in steps))
 
+
+def reference_and_export(io: ModelIO, spec: ModelSpec, source: SourceModel, fidelity_texts: list[str], *,
+                         cache_root: Path, lanes: int, threads: int,
+                         report: Report) -> tuple[BuildInputs, Reference, Hardware, list[StepResult]]:
+    """The reference's outputs on the fidelity texts beside the fp32 ONNX export; what every format builds from."""
     reference_run, export_run = run_steps([
-        Step("reference", reference_step, (io, spec, fidelity_texts), share),
-        Step("export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"), share),
+        Step("build", "fp32", reference_step, (io, spec, fidelity_texts), threads, label="reference"),
+        Step("build", "fp32 ONNX export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"),
+             threads, label="export"),
     ], report, lanes)
     if reference_run.error:
         _raise(reference_run, f"{source.repo_id} does not run in its own fp32 pipeline",
@@ -486,50 +513,56 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
         _raise(export_run, f"ONNX export of {source.repo_id} failed",
                "check that the model's architecture is supported by optimum's ONNX exporter")
     reference, hardware = reference_run.value
+    calibration = sample_texts(spec.calibration_texts, 300, split="test", seed=1)
     inputs = BuildInputs(spec, source, export_run.value, calibration, io)
-    steps = [prepared, reference_run, export_run]
+    return inputs, reference, hardware, [reference_run, export_run]
 
-    searches = [FormatSearch(target, inputs, reference, options.quality, cache_root, share, report)
-                for target in targets]
-    reference_tasks_run = Step("evaluate fp32", reference_tasks_step, (io, spec), share)
-    reference_tasks: list[TaskScore] | None = None  # until its step ends
-    reference_retrieval: RetrievalEmbeddings | None = None
 
-    def follow(done: StepResult) -> list[Step]:
-        """The steps that follow the one that ended: its format's next step; after the reference's task scores,
-        the retention gates that waited for them."""
-        nonlocal reference_tasks, reference_retrieval
-        if done.name == reference_tasks_run.name:
+class FormatsPhase:
+    """Every format's search, and the reference's task scores computed beside them: a step that ends issues the
+    steps that depend on it (its format's next step; once the reference's scores are in, the retention gates that
+    waited for them)."""
+
+    def __init__(self, targets: list[type[Target]], inputs: BuildInputs, reference: Reference, options: EvalOptions,
+                 cache_root: Path, threads: int, report: Report):
+        self.searches = [FormatSearch(target, inputs, reference, options.quality, cache_root, threads, report)
+                         for target in targets]
+        self.reference_run = Step("evaluate", "fp32", reference_tasks_step, (inputs.io, inputs.spec), threads)
+        self.quality, self.source, self.report = options.quality, inputs.source, report
+        self.reference_tasks: list[TaskScore] | None = None  # until the reference's step ends
+        self.reference_retrieval: RetrievalEmbeddings | None = None
+
+    def run(self, lanes: int) -> list[StepResult]:
+        first = [self.reference_run] if self.quality else []
+        largest_first = sorted(self.searches, key=lambda search: -search.target.workload)
+        return run_steps(first + [search.first() for search in largest_first], self.report, lanes, then=self.follow)
+
+    def follow(self, done: StepResult) -> list[Step]:
+        if done.step is self.reference_run:
             if done.error:
-                _raise(done, f"{source.repo_id}: evaluating its own fp32 pipeline failed",
+                _raise(done, f"{self.source.repo_id}: evaluating its own fp32 pipeline failed",
                        "check that the model encodes the spec's task texts with sentence-transformers / transformers")
-            reference_tasks, reference_retrieval = done.value.tasks, done.value.retrieval
-            return [step for search in searches for step in search.judge(reference_tasks)]
-        search = next(s for s in searches if s.in_flight and s.in_flight.name == done.name)
-        return search.after(done, reference_tasks)
+            self.reference_tasks, self.reference_retrieval = done.value.tasks, done.value.retrieval
+            return [step for search in self.searches for step in search.judge(self.reference_tasks)]
+        search = next(s for s in self.searches if s.in_flight is done.step)
+        return search.after(done, self.reference_tasks)
 
-    first = [reference_tasks_run] if options.quality else []
-    largest_first = sorted(searches, key=lambda search: -search.target.workload)
-    steps += run_steps(first + [search.first() for search in largest_first], report, lanes, then=follow)
-    variants = {search.target.name: search.variant for search in searches}
-    mixed = {s.target.name: s.retrieval for s in searches if s.variant.passed and s.retrieval is not None}
-    if reference_retrieval is not None and mixed:
-        steps.append(check_swap_safety(variants, reference_retrieval, mixed, spec, threads=options.threads,
+    def variants(self) -> dict[str, VariantResult]:
+        return {search.target.name: search.variant for search in self.searches}
+
+
+def check_passing_variants(variants: dict[str, VariantResult], phase: FormatsPhase, targets: dict[str, type[Target]],
+                           io: ModelIO, spec: ModelSpec, options: EvalOptions, report: Report) -> list[StepResult]:
+    """Swap safety (each passing variant's retrieval vectors mixed with fp32's), then every passing file in its
+    clients; `variants` is updated in place."""
+    steps = []
+    mixed = {s.target.name: s.retrieval for s in phase.searches if s.variant.passed and s.retrieval is not None}
+    if phase.reference_retrieval is not None and mixed:
+        steps.append(check_swap_safety(variants, phase.reference_retrieval, mixed, spec, threads=options.threads,
                                        report=report))
     if options.consumers and any(v.passed for v in variants.values()):
-        steps.append(check_variants_in_clients(variants, {t.name: t for t in targets}, io, spec,
-                                               threads=options.threads, report=report))
-
-    reference_row = VariantResult(
-        name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
-        repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
-        tasks=reference_tasks or [], size_bytes=source.weights_bytes)
-    if options.speed:
-        reference_row, timing_steps = time_variants(reference_row, variants, io, spec, fidelity_texts,
-                                                    threads=options.threads, report=report)
-        steps += timing_steps
-    return RunResult(spec, source, hardware, reference_row, [variants[t.name] for t in targets], list(formats),
-                     options.skipped(), tuple(step.record() for step in steps))
+        steps.append(check_variants_in_clients(variants, targets, io, spec, threads=options.threads, report=report))
+    return steps
 
 
 @dataclass(frozen=True)
@@ -565,19 +598,19 @@ def previous_publication(api, result: RunResult, report: Report) -> tuple[dict, 
         changes[repo_id] = diff_results(previous, repo_results(result, suffix), result.spec.publish.max_regression)
         for change in changes[repo_id].changes:
             if change.change != 0:
-                report(f"{repo_id}: {change.line()}")
+                report(f"{repo_id}: {change.line()}", decision=True)
     return changes, community
 
 
 def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path | None = None,
             dry_run: bool = False, out_dir: Path = Path("out"), token: str | None = None, create_pr: bool = False,
             options: EvalOptions = EvalOptions(), if_changed: bool = False,
-            report: Report = lambda msg: None) -> PublishOutcome:
+            report: Report = silent) -> PublishOutcome:
     """Measure every format, then card, plot, plan and either write the repos (dry run) or push them."""
     from .card import render_cards
     from .hub import make_api
     from .plot import PLOT_FILE, render_variant_plot
-    from .publish import check_write_access, plan_repos, push_repo, write_local
+    from .publish import check_write_access, plan_repos, write_local
     from .source import fetch_source, local_source
 
     formats = formats or list(spec.formats)
@@ -585,45 +618,66 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     api = make_api(token)
     if not dry_run:
         check_write_access(api)
-    if if_changed:
-        from .updates import check_spec
-
-        stale = [s for s in check_spec(api, spec, formats) if s.stale]
-        for status in stale:
-            report(f"{status.repo_id}: {status.reason}")
-        if not stale:
-            return PublishOutcome(None)
+    if if_changed and not _stale_repos(api, spec, formats, report):
+        return PublishOutcome(None)
     source = local_source(spec, source_dir) if source_dir else fetch_source(spec, api)
-    report(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})")
+    report(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})", decision=True)
     result = run(spec, source, formats, options, report)
 
     changes, community = ({}, {}) if dry_run else previous_publication(api, result, report)
     plot = render_variant_plot(result, out_dir / f"{spec.id}.{PLOT_FILE}")
     cards = render_cards(result, plot=plot is not None, changes=changes, community=community)
     plans = plan_repos(result, cards, plot, changes)
+    results_path = write_results(result, changes, out_dir, report)
+    if dry_run:
+        return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
+    pushed = push_plans(api, plans, changes, create_pr=create_pr, report=report)
+    return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
+
+
+def _stale_repos(api, spec: ModelSpec, formats: list[str], report: Report) -> list:
+    """--if-changed: the repos whose upstream, spec or hubforge changed since their last publication."""
+    from .updates import check_spec
+
+    stale = [s for s in check_spec(api, spec, formats) if s.stale]
+    for status in stale:
+        report(f"{status.repo_id}: {status.reason}", decision=True)
+    return stale
+
+
+def write_results(result: RunResult, changes: dict, out_dir: Path, report: Report) -> Path:
+    """<out>/<model>.results.json, and mteb's own result files of every evaluated variant under mteb-results/."""
+    spec = result.spec
     results_path = out_dir / f"{spec.id}.results.json"
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_json = result.as_dict()
     if changes:
         results_json["changes"] = {repo_id: c.as_dict() for repo_id, c in changes.items()}
     results_path.write_text(json.dumps(results_json, indent=2))
-    evaluated = [v for v in [result.reference, *result.published] if v.tasks]
+    evaluated = {name: v.tasks for name, v in [("fp32", result.reference), *((v.name, v) for v in result.published)]
+                 if v.tasks}
     if evaluated:
-        written = run_step(Step("mteb results", mteb_results_step, (evaluated, out_dir / "mteb-results",
-                                                                    f"{spec.publish.org}/{spec.repo_base}")), report)
+        args = (evaluated, out_dir / "mteb-results", f"{spec.publish.org}/{spec.repo_base}")
+        written = run_step(Step("evaluate", "mteb result files", mteb_results_step, args, label="mteb results"), report)
         if written.error:
             _raise(written, "writing mteb's result files failed", f"check that {out_dir} is writable")
-    if dry_run:
-        return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
+    return results_path
+
+
+def push_plans(api, plans: list, changes: dict, *, create_pr: bool, report: Report) -> list:
+    """Every repo pushed as one commit of its own, in parallel; a repo whose metrics regressed beyond
+    publish.max_regression goes to a pull request instead of main."""
+    from .publish import push_repo
+
     as_pr = []
     for plan in plans:
         regressions = changes[plan.repo_id].regressions if plan.repo_id in changes else []
         if regressions:
             report(f"{plan.repo_id}: {len(regressions)} metric(s) regressed by more than publish.max_regression "
-                   f"({', '.join(f'{c.variant} {c.metric}' for c in regressions)}) → pull request, not main")
+                   f"({', '.join(f'{c.variant} {c.metric}' for c in regressions)}) → pull request, not main",
+                   decision=True)
         as_pr.append(create_pr or bool(regressions))
-    with ThreadPoolExecutor(max_workers=len(plans) or 1) as pool:  # each repo is one commit of its own
-        pushed = list(pool.map(lambda plan, pr: push_repo(api, plan, create_pr=pr), plans, as_pr))
-    return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
+    with ThreadPoolExecutor(max_workers=len(plans) or 1) as pool:
+        return list(pool.map(lambda plan, pr: push_repo(api, plan, create_pr=pr), plans, as_pr))
 
 

@@ -1,4 +1,4 @@
-"""Stage 8 — publish: one atomic commit per repo, with a manifest that makes republishing decidable."""
+"""Stage 9 — publish: one atomic commit per repo, with a manifest that makes republishing decidable."""
 
 from __future__ import annotations
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SpecError
-from .runtimes import ModelIO, ReferenceEncoder
+from .runtimes import ModelIO, TextEncoder, TorchRuntime, cross_encoder
 from .source import SourceModel
 from .spec import ModelSpec
 
@@ -65,3 +66,40 @@ def compute_reference(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
                       encoder: ReferenceEncoder | None = None) -> Reference:
     encoder = encoder or ReferenceEncoder(io)
     return Reference(fidelity_texts, encoder.outputs(fidelity_texts, spec.query_prefix))
+
+
+@lru_cache(maxsize=8)
+def _sentence_transformer(io: ModelIO):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(io.model_dir), device="cpu", local_files_only=True,
+                                trust_remote_code=io.trust_remote_code)
+    model.max_seq_length = io.max_length
+    return model
+
+
+class ReferenceEncoder(TextEncoder):
+    """The fp32 reference as users run it: `SentenceTransformer(dir).encode` for sentence-transformers models,
+    `CrossEncoder(dir).predict` for cross-encoders, the PyTorch model plus the spec's pooling otherwise. Its
+    `runtime` is the same PyTorch network, for timing."""
+
+    def __init__(self, io: ModelIO):
+        if io.is_sentence_transformer:
+            network = _sentence_transformer(io)[0].auto_model
+        elif io.task == "cross-encoder":
+            network = cross_encoder(io).model
+        else:
+            network = None
+        super().__init__(io, TorchRuntime(io.model_dir, io.task, model=network,
+                                          trust_remote_code=io.trust_remote_code))
+
+    def embed(self, texts: list[str], prefix: str = "") -> np.ndarray:
+        if not self.io.is_sentence_transformer:
+            return super().embed(texts, prefix)
+        return _sentence_transformer(self.io).encode([prefix + t for t in texts], batch_size=self.batch_size,
+                                                     convert_to_numpy=True).astype(np.float32)
+
+    def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
+        scores = cross_encoder(self.io).predict(list(zip(queries, passages)), batch_size=self.batch_size,
+                                                 convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(len(queries), -1)[:, 0]

@@ -16,6 +16,17 @@ from .spec import ModelSpec
 
 
 @dataclass(frozen=True)
+class NotMeasured:
+    """A measurement a run left out, and why."""
+
+    what: str  # "task quality", "speed", "consumer check"
+    why: str  # e.g. "--no-speed"
+
+    def __str__(self) -> str:
+        return f"{self.what}: {self.why}"
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One candidate configuration of one format: measured and gated, or failed with its reason."""
 
@@ -105,7 +116,8 @@ class VariantResult:
             "memory": self.memory.as_dict() if self.memory else None,
             "size_bytes": self.size_bytes, "files": sorted(self.files),
             "kept_precise": self.kept.as_dict() if self.kept else None,
-            "details": self.details, "fixed_shape": self.fixed_shape, "consumers": [c.as_dict() for c in self.consumers],
+            "details": self.details, "fixed_shape": self.fixed_shape,
+            "consumers": [c.as_dict() for c in self.consumers],
             "swap_safety": self.swap.as_dict() if self.swap else None, "swap_safety_error": self.swap_error or None,
         }
 
@@ -118,8 +130,8 @@ class RunResult:
     reference: VariantResult
     variants: list[VariantResult]
     requested: list[str]
-    skipped: tuple[str, ...] = ()  # measurements not run, with the reason, e.g. "speed: --no-speed"
-    stages: tuple[dict, ...] = ()  # {"stage", "seconds", "peak_rss_mb", "process"}: one per worker step, in order
+    skipped: tuple[NotMeasured, ...] = ()  # measurements not run, with the reason
+    stages: tuple[dict, ...] = ()  # workers.StepResult.record(): one per worker step, in order
     hubforge_version: str = __version__
 
     @property
@@ -141,7 +153,7 @@ class RunResult:
             "hubforge_version": self.hubforge_version,
             "hardware": self.hardware.as_dict(),
             "requested_formats": self.requested,
-            "not_measured": list(self.skipped),
+            "not_measured": [str(s) for s in self.skipped],
             "stages": list(self.stages),
             "reference": self.reference.as_dict(),
             "variants": [v.as_dict() for v in self.variants],

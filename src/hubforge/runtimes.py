@@ -3,7 +3,7 @@
 A runtime maps tokenized numpy inputs to the model's raw output (last_hidden_state or logits), fed exactly the
 inputs its graph or forward() takes. `TextEncoder` then runs the model's own sentence-transformers module chain
 (Pooling, Dense, Normalize, ...) or cross-encoder activation on that output, as a consumer of the published repo
-gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`ReferenceEncoder`).
+gets it; the fp32 reference is `SentenceTransformer` / `CrossEncoder` itself (`reference.ReferenceEncoder`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ from typing import Protocol
 import numpy as np
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+# what a runtime's `provider` names when it ran on a GPU or an NPU (ONNX Runtime's providers, OpenVINO's devices)
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider", "GPU")
+NPU_PROVIDERS = ("QNNExecutionProvider", "VitisAIExecutionProvider", "NPU")
+CPU_PROVIDERS = ("cpu", "CPU", "CPUExecutionProvider")
+# each runtime's `name` -> the package that provides it, whose version results.json and verify record
+RUNTIME_PACKAGES = {"pytorch": "torch", "onnxruntime": "onnxruntime", "openvino": "openvino", "mnn": "MNN",
+                    "llama.cpp": "llama-cpp-python"}
 _THREADS: int | None = None
 
 
@@ -121,8 +128,7 @@ class OrtRuntime:
             model = graph.SerializeToString()
         options = ort.SessionOptions()
         options.intra_op_num_threads = thread_count()
-        preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecutionProvider",
-                     "QNNExecutionProvider", "VitisAIExecutionProvider", "CPUExecutionProvider"]
+        preferred = [*GPU_PROVIDERS, *NPU_PROVIDERS, "CPUExecutionProvider"]
         available = ort.get_available_providers()
         providers = [p for p in preferred if p in available]
         self.session = ort.InferenceSession(model, options, providers=providers)
@@ -300,17 +306,7 @@ class ModelIO:
 
 
 @lru_cache(maxsize=8)
-def _sentence_transformer(io: ModelIO):
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(io.model_dir), device="cpu", local_files_only=True,
-                                trust_remote_code=io.trust_remote_code)
-    model.max_seq_length = io.max_length
-    return model
-
-
-@lru_cache(maxsize=8)
-def _cross_encoder(io: ModelIO):
+def cross_encoder(io: ModelIO):
     from sentence_transformers import CrossEncoder
 
     return CrossEncoder(str(io.model_dir), device="cpu", max_length=io.max_length, local_files_only=True,
@@ -355,7 +351,7 @@ def post_modules(io: ModelIO) -> tuple:
 @lru_cache(maxsize=8)
 def cross_encoder_activation(io: ModelIO):
     """The activation `CrossEncoder.predict` applies to the logits (Sigmoid for one label unless configured)."""
-    return _cross_encoder(io).activation_fn
+    return cross_encoder(io).activation_fn
 
 
 class TextEncoder:
@@ -431,30 +427,3 @@ class LlamaCppEncoder(TextEncoder):
             for module in post_modules(self.io)[1:]:
                 features = module(features)
         return features["sentence_embedding"].float().numpy()
-
-
-class ReferenceEncoder(TextEncoder):
-    """The fp32 reference as users run it: `SentenceTransformer(dir).encode` for sentence-transformers models,
-    `CrossEncoder(dir).predict` for cross-encoders, the PyTorch model plus the spec's pooling otherwise. Its
-    `runtime` is the same PyTorch network, for timing."""
-
-    def __init__(self, io: ModelIO):
-        if io.is_sentence_transformer:
-            network = _sentence_transformer(io)[0].auto_model
-        elif io.task == "cross-encoder":
-            network = _cross_encoder(io).model
-        else:
-            network = None
-        super().__init__(io, TorchRuntime(io.model_dir, io.task, model=network,
-                                          trust_remote_code=io.trust_remote_code))
-
-    def embed(self, texts: list[str], prefix: str = "") -> np.ndarray:
-        if not self.io.is_sentence_transformer:
-            return super().embed(texts, prefix)
-        return _sentence_transformer(self.io).encode([prefix + t for t in texts], batch_size=self.batch_size,
-                                                     convert_to_numpy=True).astype(np.float32)
-
-    def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
-        scores = _cross_encoder(self.io).predict(list(zip(queries, passages)), batch_size=self.batch_size,
-                                                 convert_to_numpy=True)
-        return np.asarray(scores, dtype=np.float32).reshape(len(queries), -1)[:, 0]

@@ -32,20 +32,21 @@ from .gate import check_fidelity
 from .hub import hub_error
 from .measure import evaluation_encoder, measure_artifact
 from .errors import failure
-from .pipeline import EvalOptions, Report, speed_step
+from .pipeline import EvalOptions, speed_step
 from .publish import MANIFEST, sha256_of
+from .results import NotMeasured
+from .runtimes import RUNTIME_PACKAGES
 from .reference import Reference, compute_reference, model_io
 from .source import SourceModel, fetch_source
 from .spec import GateSpec, ModelSpec, SourceSpec, load_spec
 from .targets import get_target
 from .targets.base import BuildInputs
-from .workers import Step, run_step
+from .workers import Report, Step, run_step, silent
 
 EXIT_AGREES = 0
 EXIT_DISAGREES = 3  # the local fidelity or a task score is outside the card's gate
 EXIT_TAMPERED = 4  # a file differs from, is missing from, or is not listed in hubforge.json
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "mnn": "MNN", "pytorch": "torch"}
 NO_EXPORT = Path()  # verify loads published files; no target's load() reads the fp32 export
 
 
@@ -177,7 +178,7 @@ def measure_variant(variant: dict, folder: Path, inputs: BuildInputs, reference:
         tasks = evaluate_tasks(encoder, spec)
     speed = memory = None
     if options.speed:
-        timing = run_step(Step(f"speed {variant['name']}", speed_step,
+        timing = run_step(Step("speed", variant["name"], speed_step,
                                (type(target), files, inputs.io, spec, reference.fidelity_texts), options.threads),
                           report)
         if timing.error:
@@ -247,7 +248,7 @@ class Verification:
     hardware: Hardware
     rows: list[LocalRow]
     checks: list[Check]
-    skipped: tuple[str, ...] = ()
+    skipped: tuple[NotMeasured, ...] = ()
 
     @property
     def agrees(self) -> bool:
@@ -260,14 +261,14 @@ class Verification:
     def as_dict(self) -> dict:
         return {"repo": self.repo_id, "revision": self.commit, "model": self.model, "agrees": self.agrees,
                 "exit_code": self.exit_code, "card_hardware": self.card_hardware,
-                "hardware": self.hardware.as_dict(), "not_measured": list(self.skipped),
+                "hardware": self.hardware.as_dict(), "not_measured": [str(s) for s in self.skipped],
                 "variants": [r.as_dict() for r in self.rows], "checks": [c.as_dict() for c in self.checks]}
 
     def record(self) -> dict:
         """measurements/<machine>.json: what this machine measured, for the card's community table."""
         return {"hubforge_version": __version__, "repo": self.repo_id, "revision": self.commit,
                 "hardware": self.hardware.as_dict(), "agrees_with_card": self.agrees,
-                "not_measured": list(self.skipped), "variants": [r.record() for r in self.rows]}
+                "not_measured": [str(s) for s in self.skipped], "variants": [r.record() for r in self.rows]}
 
 
 def _selected(variants: list[dict], formats: list[str] | None, repo_id: str) -> list[dict]:
@@ -281,15 +282,15 @@ def _selected(variants: list[dict], formats: list[str] | None, repo_id: str) -> 
 
 
 def verify(api: HfApi, repo_id: str, revision: str | None = None, formats: list[str] | None = None,
-           options: EvalOptions = EvalOptions(), report: Report = lambda msg: None) -> Verification:
+           options: EvalOptions = EvalOptions(), report: Report = silent) -> Verification:
     report(f"download {repo_id}@{revision or 'main'}")
     folder, commit = download_repo(api, repo_id, revision)
     manifest = check_files(folder)
-    report(f"files: {len(manifest['files'])} match {MANIFEST} → ok")
+    report(f"files: {len(manifest['files'])} match {MANIFEST} → ok", decision=True)
     card = json.loads((folder / "results.json").read_text())
     spec = published_spec(manifest)
     source = upstream_source(api, spec, manifest)
-    report(f"reference: {source.repo_id} @ {source.sha[:12]}, its own fp32 pipeline")
+    report(f"reference: {source.repo_id} @ {source.sha[:12]}, its own fp32 pipeline", decision=True)
     io = model_io(spec, source)
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
     reference = compute_reference(io, spec, fidelity_texts)
@@ -306,7 +307,7 @@ def verify(api: HfApi, repo_id: str, revision: str | None = None, formats: list[
                                 "check that its runtime is installed (see the card's usage section)") from exc
         rows.append(row)
         checks.extend(compare(variant, row))
-        report(f"{variant['name']}: {row.fidelity.summary()} on {row.provider} → {row.gate}")
+        report(f"{variant['name']}: {row.fidelity.summary()} on {row.provider} → {row.gate}", decision=True)
     return Verification(repo_id, commit, spec.id, card.get("hardware", {}), fingerprint(), rows, checks,
                         options.skipped())
 

@@ -23,12 +23,23 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import HubforgeError
 
 PRELOAD = "hubforge.preload"
 LOG_ENV = "HUBFORGE_LOG"  # the run's log file, set by the CLI; workers write their output there
+
+
+class Report(Protocol):
+    """Progress of a run: every message updates the live status; a `decision` (a stage begun, a gate's verdict, a
+    failure) is also printed as a line of its own."""
+
+    def __call__(self, message: str, *, decision: bool = False) -> None: ...
+
+
+def silent(message: str, *, decision: bool = False) -> None:
+    """A Report that shows nothing."""
 
 
 class WorkerCrash(HubforgeError):
@@ -37,10 +48,16 @@ class WorkerCrash(HubforgeError):
 
 @dataclass(frozen=True)
 class Step:
-    name: str
+    kind: str  # "build", "evaluate" or "speed": the steps table's column
+    subject: str  # what it works on (a format and its round, fp32, ...): the steps table's row
     function: Callable[..., Any]
     args: tuple = ()
     threads: int | None = None  # runtime threads inside the step; None: every core
+    label: str = ""  # its name where that is not "<kind> <subject>" (prepare, reference, export, ...)
+
+    @property
+    def name(self) -> str:
+        return self.label or f"{self.kind} {self.subject}"
 
 
 @dataclass(frozen=True)
@@ -50,11 +67,13 @@ class StepResult:
     error: BaseException | None
     seconds: float
     peak_rss_mb: float  # the worker's own peak resident memory (VmHWM), pages shared with the server included
+    step: Step | None = None  # the step that ran: callers match results to their steps by identity
 
     def record(self) -> dict:
         """The step's line in results.json's `stages`."""
-        return {"stage": self.name, "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1),
-                "process": "worker"}
+        kind, subject = (self.step.kind, self.step.subject) if self.step else ("", self.name)
+        return {"stage": self.name, "kind": kind, "subject": subject, "seconds": round(self.seconds, 2),
+                "peak_rss_mb": round(self.peak_rss_mb, 1), "process": "worker"}
 
 
 @cache
@@ -88,7 +107,7 @@ def _to_log(path: str, step: Step) -> None:
 
 
 def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
-    from .evaluation.memory import peak_mb
+    from .process_memory import peak_mb
     from .quiet import quiet_libraries
     from .runtimes import use_threads
 
@@ -98,8 +117,8 @@ def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
         quiet_libraries()
     use_threads(step.threads)
 
-    def report(message: str) -> None:
-        connection.send(("report", message))
+    def report(message: str, *, decision: bool = False) -> None:
+        connection.send(("report", message, decision))
 
     try:
         value, error = step.function(*step.args, report=report), None
@@ -130,7 +149,7 @@ def _crash(step: Step, exitcode: int | None) -> WorkerCrash:
     return WorkerCrash(f"the worker for {step.name} exited with status {exitcode} without a result")
 
 
-def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
+def run_steps(steps: list[Step], report: Report, lanes: int = 1,
               then: Callable[[StepResult], list[Step]] = lambda done: []) -> list[StepResult]:
     """Run every step in its own worker, at most `lanes` at a time; `then(result)` may name steps to run next
     (they go to the front of the queue). Results in the order the steps were started."""
@@ -164,14 +183,14 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
                 except EOFError:
                     process.join()
                     finish(receiver, StepResult(step.name, None, _crash(step, process.exitcode),
-                                                time.perf_counter() - start, 0.0))
+                                                time.perf_counter() - start, 0.0, step))
                     continue
                 if kind == "report":
-                    report(payload[0])
+                    report(payload[0], decision=payload[1])
                     continue
                 value, error, peak = payload
                 process.join()
-                finish(receiver, StepResult(step.name, value, error, time.perf_counter() - start, peak))
+                finish(receiver, StepResult(step.name, value, error, time.perf_counter() - start, peak, step))
     finally:
         for _, process, _ in running.values():
             process.kill()
@@ -179,7 +198,7 @@ def run_steps(steps: list[Step], report: Callable[[str], None], lanes: int = 1,
     return [results[name] for name in started]
 
 
-def run_step(step: Step, report: Callable[[str], None]) -> StepResult:
+def run_step(step: Step, report: Report) -> StepResult:
     return run_steps([step], report)[0]
 
 

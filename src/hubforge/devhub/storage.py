@@ -266,35 +266,15 @@ class HubStore:
         if create_pr and kind != "branch":
             raise RefusedTarget("a pull request starts from a branch")
         with self._lock:
-            head = self._ref(repo_id, kind, name)
-            if head is None:
-                if self.resolve(repo_id, revision) is not None:
-                    raise RefusedTarget(f"{revision} is a tag or a commit, not a branch: commits move branches only")
-                if kind == "pr":
-                    raise RefusedTarget(f"pull request {name} does not exist")
-                raise KeyError(revision)
+            head = self._branch_head(repo_id, revision, kind, name)
             if expected_parent is not None and expected_parent != head:
                 raise ConflictError(f"{revision} is at {head}, not at parent commit {expected_parent}")
-            tree = dict(self.commit(head).tree)
-            for path in deletions:
-                if path.endswith("/"):
-                    tree = {p: e for p, e in tree.items() if not p.startswith(path)}
-                elif path in tree:
-                    del tree[path]
-                else:
-                    raise FileNotFoundError(path)
-            tree.update(additions)
+            tree = _changed_tree(dict(self.commit(head).tree), additions, deletions)
             self._db.execute("BEGIN")
             try:
                 oid = self._insert_commit(repo_id, head, title, message, author, tree)
-                pr_num = None
-                if create_pr:
-                    rows = self._db.execute(
-                        "SELECT name FROM refs WHERE repo_id=? AND kind='pr'", (repo_id,)
-                    ).fetchall()
-                    pr_num = max((int(r[0]) for r in rows), default=0) + 1
-                    self._db.execute("INSERT INTO refs VALUES (?, 'pr', ?, ?)", (repo_id, str(pr_num), oid))
-                else:
+                pr_num = self._open_pr(repo_id, oid) if create_pr else None
+                if not create_pr:
                     self._db.execute(
                         "UPDATE refs SET oid=? WHERE repo_id=? AND kind=? AND name=?", (oid, repo_id, kind, name)
                     )
@@ -303,6 +283,23 @@ class HubStore:
                 self._db.execute("ROLLBACK")
                 raise
             return oid, pr_num
+
+    def _branch_head(self, repo_id: str, revision: str, kind: str, name: str) -> str:
+        """The commit a branch or pull request points at; a tag, a commit oid or an unknown ref is refused."""
+        head = self._ref(repo_id, kind, name)
+        if head is None:
+            if self.resolve(repo_id, revision) is not None:
+                raise RefusedTarget(f"{revision} is a tag or a commit, not a branch: commits move branches only")
+            if kind == "pr":
+                raise RefusedTarget(f"pull request {name} does not exist")
+            raise KeyError(revision)
+        return head
+
+    def _open_pr(self, repo_id: str, oid: str) -> int:
+        rows = self._db.execute("SELECT name FROM refs WHERE repo_id=? AND kind='pr'", (repo_id,)).fetchall()
+        number = max((int(r[0]) for r in rows), default=0) + 1
+        self._db.execute("INSERT INTO refs VALUES (?, 'pr', ?, ?)", (repo_id, str(number), oid))
+        return number
 
     def create_ref(self, repo_id: str, kind: str, name: str, oid: str) -> bool:
         """Create a tag or branch; False if one of that name exists."""
@@ -316,3 +313,16 @@ class HubStore:
         with self._lock:
             cur = self._db.execute("DELETE FROM refs WHERE repo_id=? AND kind=? AND name=?", (repo_id, kind, name))
             return cur.rowcount > 0
+
+
+def _changed_tree(tree: dict[str, Entry], additions: dict[str, Entry], deletions: list[str]) -> dict[str, Entry]:
+    """`tree` with `deletions` (a path, or a folder ending in '/') removed and `additions` written."""
+    for path in deletions:
+        if path.endswith("/"):
+            tree = {p: e for p, e in tree.items() if not p.startswith(path)}
+        elif path in tree:
+            del tree[path]
+        else:
+            raise FileNotFoundError(path)
+    tree.update(additions)
+    return tree

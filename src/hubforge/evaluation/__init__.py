@@ -1,1 +1,1 @@
-"""Stage 5 — evaluation: fidelity against fp32, task quality, speed, all through `runtimes.TextEncoder`."""
+"""Stage 7 — evaluation: fidelity against fp32, task quality, speed, all through `runtimes.TextEncoder`."""

@@ -23,8 +23,10 @@ from ..clients import ClientUnavailable
 from ..datasets import sample_texts
 from ..errors import failure
 from ..layout import TRANSFORMERS_JS_DTYPES, repo_files, stage
-from ..runtimes import ModelIO, MnnRuntime, OpenVinoRuntime, OrtRuntime, ReferenceEncoder, TextEncoder
+from ..reference import ReferenceEncoder
+from ..runtimes import ModelIO, MnnRuntime, OpenVinoRuntime, OrtRuntime, TextEncoder
 from ..spec import ModelSpec
+from ..workers import Report
 from .fidelity import cosine_rows
 
 # short texts of several kinds, none of them a fidelity, calibration or task text
@@ -333,7 +335,7 @@ def _requests(variants: list, targets: dict, io: ModelIO, spec: ModelSpec, texts
     return requests
 
 
-def _run(requests: list[ClientRequest], report: Callable[[str], None]) -> list[Outcome | ClientUnavailable]:
+def _run(requests: list[ClientRequest], report: Report) -> list[Outcome | ClientUnavailable]:
     """Every request's outcome; requests whose clients share a runner (one subprocess) go to it at once."""
     outcomes: dict[int, Outcome | ClientUnavailable] = {}
     runners = {id(CLIENTS[r.client].run): CLIENTS[r.client].run for r in requests}
@@ -350,7 +352,7 @@ def _run(requests: list[ClientRequest], report: Callable[[str], None]) -> list[O
 
 
 def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
-                    report: Callable[[str], None]) -> dict[str, list[ClientCheck]]:
+                    report: Report) -> dict[str, list[ClientCheck]]:
     """{variant name: its checks}, for every passing variant (results.VariantResult) and each client its format
     (`targets`: {variant name: Target class}) claims in `Target.clients` that can run the spec's task."""
     texts = consumer_texts(spec, io.model_dir)

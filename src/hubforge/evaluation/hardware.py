@@ -8,8 +8,11 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
+from ..runtimes import RUNTIME_PACKAGES
+
 INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16", "asimddp")
-RUNTIME_PACKAGES = ("onnxruntime", "openvino", "MNN", "torch", "transformers", "sentence-transformers", "nncf")
+# the runtimes' packages and the converters' whose versions a measurement depends on
+VERSIONED_PACKAGES = (*RUNTIME_PACKAGES.values(), "transformers", "sentence-transformers", "nncf")
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def _gpu() -> str | None:
 def fingerprint() -> Hardware:
     cpu, flags = _cpuinfo()
     versions = {}
-    for package in RUNTIME_PACKAGES:
+    for package in VERSIONED_PACKAGES:
         try:
             versions[package] = version(package)
         except PackageNotFoundError:

@@ -338,7 +338,8 @@ def check_tasks(spec: ModelSpec, endpoint: str | None = None) -> None:
         if evaluation.test_sample and evaluation.test_sample < test_per_label * labels:
             raise EvaluationError(f"evaluation.test_sample {evaluation.test_sample} is below the "
                                   f"{test_per_label * labels} test items Banking77 {kind} needs ({test_per_label} "
-                                  f"per label of a stratified sample)", "raise it, or set it to null for the full split")
+                                  f"per label of a stratified sample)",
+                                  "raise it, or set it to null for the full split")
         if evaluation.train_per_label and evaluation.train_per_label < train_per_label:
             raise EvaluationError(f"evaluation.train_per_label {evaluation.train_per_label} is below the "
                                   f"{train_per_label} train items per label Banking77 {kind} draws",

@@ -33,7 +33,8 @@ class TargetOptions(BaseModel):
 class SearchOptions(TargetOptions):
     """Options of a format whose first built candidate that misses its gate is searched on (`pipeline.keep_search`)."""
 
-    search_builds: int = Field(MAX_SEARCH_BUILDS, ge=0, le=20, description="most builds the accuracy-aware search spends; 0: none")
+    search_builds: int = Field(MAX_SEARCH_BUILDS, ge=0, le=20,
+                               description="most builds the accuracy-aware search spends; 0: none")
 
 
 class CandidateConfig(BaseModel):
@@ -73,7 +74,7 @@ class BuildInputs:
     def bounded_onnx(self) -> Path:
         """The export with its attention mask bounded (attention_mask.py), what the CPU and GPU formats build
         from; the NPU formats build from `fp32_onnx`, the exporter's graph."""
-        from .attention_mask import bounded_export
+        from ..attention_mask import bounded_export
 
         return bounded_export(self.fp32_onnx)
 

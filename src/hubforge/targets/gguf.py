@@ -71,16 +71,25 @@ def _vocabulary(tokenizer) -> tuple[list[str], list[int]]:
 def write_f16(io: ModelIO, out_path: Path) -> Path:
     """The encoder as a llama.cpp BERT GGUF: 2-D weights in f16, norms and biases in f32."""
     import gguf
-    import numpy as np
-    import torch
-    from transformers import AutoModel, AutoTokenizer
 
     model_dir = Path(io.model_dir)
     config = json.loads((model_dir / "config.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     arch = getattr(gguf.MODEL_ARCH, ARCHITECTURES[config["model_type"]])
     writer = gguf.GGUFWriter(str(out_path), gguf.MODEL_ARCH_NAMES[arch])
-    writer.add_name(model_dir.name)
+    _write_hyperparameters(writer, model_dir.name, config, post_modules(io)[0].pooling_mode)
+    _write_vocabulary(writer, model_dir, config)
+    _write_tensors(writer, model_dir, gguf.get_tensor_name_map(arch, config["num_hidden_layers"]))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out_path
+
+
+def _write_hyperparameters(writer, name: str, config: dict, pooling: str) -> None:
+    import gguf
+
+    writer.add_name(name)
     writer.add_context_length(config["max_position_embeddings"])
     writer.add_embedding_length(config["hidden_size"])
     writer.add_feed_forward_length(config["intermediate_size"])
@@ -88,9 +97,17 @@ def write_f16(io: ModelIO, out_path: Path) -> Path:
     writer.add_head_count(config["num_attention_heads"])
     writer.add_layer_norm_eps(config["layer_norm_eps"])
     writer.add_causal_attention(False)
-    writer.add_pooling_type(getattr(gguf.PoolingType, POOLING[post_modules(io)[0].pooling_mode]))
+    writer.add_pooling_type(getattr(gguf.PoolingType, POOLING[pooling]))
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    tokens, types = _vocabulary(tokenizer)
+
+
+def _write_vocabulary(writer, model_dir: Path, config: dict) -> None:
+    """WordPiece tokens and types, the BertNormalizer's options (llama.cpp lowercases unless told) and the special
+    token ids."""
+    import gguf
+    from transformers import AutoTokenizer
+
+    tokens, types = _vocabulary(AutoTokenizer.from_pretrained(model_dir))
     writer.add_tokenizer_model("bert")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
@@ -103,22 +120,22 @@ def write_f16(io: ModelIO, out_path: Path) -> Path:
     writer.add_bool("tokenizer.ggml.normalizer.strip_accents", lowercase if strip_accents is None else strip_accents)
     gguf.SpecialVocab(model_dir, n_vocab=len(tokens)).add_to_gguf(writer)
 
-    names = gguf.get_tensor_name_map(arch, config["num_hidden_layers"])
+
+def _write_tensors(writer, model_dir: Path, names) -> None:
+    import numpy as np
+    import torch
+    from transformers import AutoModel
+
     state = AutoModel.from_pretrained(model_dir, dtype=torch.float32).state_dict()
     for hf_name, tensor in state.items():
         if hf_name.startswith("pooler.") or hf_name.endswith("position_ids"):
-            continue
+            continue  # the pooler is not part of a sentence embedding
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             raise ConversionError(f"GGUF: no llama.cpp tensor for {hf_name}", "only BERT encoders map")
         data = tensor.numpy()
-        writer.add_tensor(name, data.astype(np.float16 if data.ndim == 2 and name != "token_types.weight"
-                                            else np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out_path
+        half = data.ndim == 2 and name != "token_types.weight"
+        writer.add_tensor(name, data.astype(np.float16 if half else np.float32))
 
 
 def quantize(f16: Path, out_path: Path, file_type: str) -> Path:
@@ -229,7 +246,8 @@ class GgufQ4Target(GgufTarget):
 def _require_llama_cpp() -> None:
     import importlib.util
 
-    missing = [p for p, m in (("gguf", "gguf"), ("llama-cpp-python", "llama_cpp")) if importlib.util.find_spec(m) is None]
+    missing = [package for package, module in (("gguf", "gguf"), ("llama-cpp-python", "llama_cpp"))
+               if importlib.util.find_spec(module) is None]
     if missing:
         raise ConversionError(f"{' and '.join(missing)} not installed", "pip install 'hubforge[gguf]' (it builds "
                               "llama.cpp from source: a C++ compiler and cmake)")

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from ..evaluation.memory import release_memory
+from ..process_memory import release_memory
 from ..runtimes import OrtRuntime
-from .attention_mask import fill_fused_attention
+from ..attention_mask import fill_fused_attention
 from .base import BuildInputs, CandidateConfig, SearchOptions, Target, TargetOptions
 from .qdq import calibration_feeds, graph_input_names
 from .sensitivity import SENSITIVITY_TEXTS, Ranking, dynamic_rounding, rank_nodes

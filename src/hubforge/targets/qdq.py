@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from ..runtimes import OrtRuntime, feed_for
-from .attention_mask import additive_attention_mask
+from ..attention_mask import additive_attention_mask
 from .base import BuildInputs, CandidateConfig, SearchOptions, Target
 from .sensitivity import SENSITIVITY_TEXTS, Ranking
 
@@ -209,7 +209,7 @@ class QdqTarget(Target):
     def build(self, inputs: BuildInputs, options: QdqOptions, config: QdqConfig, out_dir: Path) -> dict[str, Path]:
         import onnx
 
-        from ..evaluation.memory import release_memory
+        from ..process_memory import release_memory
 
         seq = options.sequence_length or inputs.spec.max_length
         fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq, qdq_opset(config))
