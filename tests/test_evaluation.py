@@ -93,7 +93,7 @@ def test_evaluate_command_prints_a_table_and_writes_json(upstream_minilm, sessio
 
     out = tmp_path / "results.json"
     spec = minilm_test_spec(session_dir / "specs")
-    result = invoke("evaluate", str(spec), "--formats", "int8", "--results", str(out), "--no-speed")
+    result = invoke("evaluate", str(spec), "--formats", "int8", "--results", str(out), "--no-speed", "--no-consumers")
     assert result.exit_code == 0, result.output
     assert "fp32 (PyTorch)" in result.stdout and "int8" in result.stdout and "retention" in result.stdout
     assert "not measured: speed: --no-speed" in result.stdout

@@ -41,7 +41,7 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     demo_formats = next(p for p in demo.params if p.name == "formats")
     assert "copy-onnx" in demo_formats.get_default(click.Context(demo), call=True).split(",")
 
-    result = invoke("publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--formats",
+    result = invoke("-v", "publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--formats",
                     "onnx,copy-onnx,broken,killed,orphan-data", "--dry-run", "--out", str(tmp_path), "--no-quality",
                     "--no-speed")
     assert result.exit_code == 3, result.output
@@ -58,6 +58,7 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert failed.startswith("Traceback (most recent call last):")
     assert 'in build\n    raise RuntimeError("simulated converter crash' in failed
     assert "RuntimeError: simulated converter crash\nsecond line that results.json leaves out" in failed
+    assert "--- broken: default failed:" in result.output and "second line that results.json" in result.output  # -v
     killed = variants["killed"]
     assert not killed["passed"] and killed["attempts"][0]["error"].startswith(
         "WorkerCrash: the worker for build killed died of SIGKILL"), killed

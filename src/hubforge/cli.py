@@ -44,6 +44,40 @@ def _resolve(model: str, formats: list[str] | None, source_dir: Path | None = No
 
 
 @contextlib.contextmanager
+def _mirrored(log: Path, verbose: bool):
+    """With -v, the log's lines on the console as the workers write them (a thread follows the file)."""
+    import threading
+
+    if not verbose:
+        yield
+        return
+    done = threading.Event()
+
+    def follow() -> None:
+        position = 0
+        while True:
+            finished = done.wait(0.2)
+            if log.exists():
+                with log.open("rb") as fh:
+                    fh.seek(position)
+                    data = fh.read()
+                end = len(data) if finished else data.rfind(b"\n") + 1  # whole lines while workers write
+                position += end
+                for line in data[:end].decode(errors="replace").splitlines():
+                    console.print(line, markup=False, highlight=False, style="dim")
+            if finished:
+                return
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@contextlib.contextmanager
 def _progress(spec_id: str, log: Path):
     """A live status line for long work; decisions (gate results, failures) are printed as they happen. What the
     libraries print, and the traceback of every failed step, go to the `log` file."""
@@ -54,7 +88,8 @@ def _progress(spec_id: str, log: Path):
     quiet_libraries()
     log.unlink(missing_ok=True)  # each run's own; the first worker creates it
     console.print(f"log: {log}", highlight=False)
-    with console.status(f"[bold]{spec_id}[/]: starting") as status, \
+    verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
+    with console.status(f"[bold]{spec_id}[/]: starting") as status, _mirrored(log, verbose), \
             mock.patch.dict(os.environ, {LOG_ENV: str(log)}):  # the variable is gone again after the run
         def report(message: str, *, decision: bool = False) -> None:
             status.update(f"[bold]{spec_id}[/]: {message}")
@@ -129,8 +164,12 @@ class HubforgeGroup(click.Group):
 
 @click.group(cls=HubforgeGroup)
 @click.version_option(__version__, prog_name="hubforge")
-def cli():
+@click.option("-v", "--verbose", is_flag=True,
+              help="Mirror the run's log on the console: what converters and runtimes print, and every traceback.")
+@click.pass_context
+def cli(ctx, verbose):
     """Turn Hugging Face encoder models into verified deployment artifacts on the Hub."""
+    ctx.obj = {"verbose": verbose}
 
 
 class FormatsOption(click.Option):
@@ -238,15 +277,15 @@ def _show(result, as_json: bool) -> None:
         out.print(stages_table(result))
 
 
-def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool, out_dir: Path):
+def _measure_only(model, formats, source_dir, token, options, out_dir: Path):
     from .hub import make_api
-    from .pipeline import EvalOptions, run
+    from .pipeline import run
     from .source import fetch_source, local_source
 
     spec, formats, source_dir = _resolve(model, formats, source_dir, token)
     with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
         source = local_source(spec, source_dir) if source_dir else fetch_source(spec, make_api(token))
-        return run(spec, source, formats, EvalOptions(quality=quality, speed=speed), report=report)
+        return run(spec, source, formats, options, report=report)
 
 
 @cli.command(epilog=EXIT_CODES_HELP.replace("published (or written, with --dry-run)", "measured and passed")
@@ -257,11 +296,15 @@ def _measure_only(model, formats, source_dir, token, quality: bool, speed: bool,
 @click.option("--results", "results_path", type=click.Path(path_type=Path), default=Path("results.json"),
               show_default=True)
 @click.option("--token", envvar="HF_TOKEN")
-@click.option("--no-speed", is_flag=True)
+@click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement.")
+@click.option("--no-consumers", is_flag=True, help="Skip loading each file in the clients its card names.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model, formats, source_dir, results_path, token, no_speed, as_json):
+def evaluate(model, formats, source_dir, results_path, token, no_speed, no_consumers, as_json):
     """Build and measure every artifact of MODEL against the fp32 reference; publish nothing."""
-    result = _measure_only(model, formats, source_dir, token, True, not no_speed, results_path.parent)
+    from .pipeline import EvalOptions
+
+    options = EvalOptions(speed=not no_speed, consumers=not no_consumers)
+    result = _measure_only(model, formats, source_dir, token, options, results_path.parent)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(result.as_dict(), indent=2))
     console.print(f"results written to {results_path}")
@@ -381,7 +424,9 @@ def card(model, formats, source_dir, out_dir, token):
     from .card import render_cards
     from .plot import PLOT_FILE, render_variant_plot
 
-    result = _measure_only(model, formats, source_dir, token, True, True, out_dir)
+    from .pipeline import EvalOptions
+
+    result = _measure_only(model, formats, source_dir, token, EvalOptions(), out_dir)
     plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
     for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
