@@ -3,6 +3,8 @@ local Hub, and the MNN card's A/B against it (encoders llama.cpp cannot run: tes
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
@@ -74,3 +76,34 @@ def test_mnn_card_compares_mnn_against_gguf(published_minilm):
         assert f"| {found[name]['fidelity']['mean_cosine']:.4f} |" in rows[name]
         assert f"{found[name]['speed']['p50_ms']:.2f} ms" in rows[name]
     assert "MNN against GGUF" not in ModelCard.load(f"{ORG}/all-minilm-l6-v2-gguf", token=READ_TOKEN).text
+
+
+def test_tokenizer_agreement_follows_the_models_normalizer(tmp_path):
+    """The file records what the model's tokenizer does to case: llama.cpp lowercases unless told otherwise, so a
+    cased model's file says so and llama.cpp then gives the model's own ids on mixed-case texts; a file that
+    lowercases where the model does not gives other ids, and the recorded share shows it."""
+    from tiny_models import make_model
+
+    from hubforge.runtimes import ModelIO
+    from hubforge.targets.gguf import GgufTarget, write_f16
+
+    folder = tmp_path / "cased"
+    folder.mkdir()
+    make_model(folder, "bert", "sentence-embedding", "mean")
+    texts = ["How do I activate my card?", "WHY IS MY CARD BLOCKED", "Überweisung nach Zürich", "my PIN"]
+    io = ModelIO(folder, "sentence-embedding", "mean", True, 32)
+    target = GgufTarget()
+
+    def agreement(gguf_file) -> float:
+        files = {gguf_file.name: gguf_file}
+        return target.details(target.encoder(files, io), files, texts)["tokenizer_agreement"]
+
+    lowercased = write_f16(io, tmp_path / "uncased-f16.gguf")  # MiniLM's tokenizer lowercases
+    assert agreement(lowercased) == 1.0
+    for name in ("tokenizer.json", "tokenizer_config.json"):  # the same vocabulary, cased
+        config = json.loads((folder / name).read_text())
+        (config["normalizer"] if name == "tokenizer.json" else config).update(
+            {"lowercase": False, "strip_accents": False} if name == "tokenizer.json" else {"do_lower_case": False})
+        (folder / name).write_text(json.dumps(config))
+    assert agreement(write_f16(io, tmp_path / "cased-f16.gguf")) == 1.0
+    assert agreement(lowercased) < 0.5  # the uncased file against the cased model: capitals read differently

@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import sys
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -236,6 +237,8 @@ class LlamaCppRuntime:
                                      n_threads=thread_count(), n_threads_batch=thread_count(), verbose=False)
         self.ubatch = self.llama.context_params.n_ubatch
         self.max_sequences = self.llama.context_params.n_seq_max
+        # closed before interpreter shutdown tears down the module llama-cpp-python's own __del__ still needs
+        weakref.finalize(self, self.llama.close)
 
     def tokenize(self, text: str, max_length: int) -> list[int]:
         """llama.cpp's ids for `text` with the model's [CLS] and [SEP]; cut at `max_length` keeping the closing

@@ -102,22 +102,25 @@ def _write_hyperparameters(writer, name: str, config: dict, pooling: str) -> Non
 
 
 def _write_vocabulary(writer, model_dir: Path, config: dict) -> None:
-    """WordPiece tokens and types, the BertNormalizer's options (llama.cpp lowercases unless told) and the special
-    token ids."""
+    """WordPiece tokens and types, the normalizer's behaviour (llama.cpp lowercases unless told otherwise) and the
+    special token ids."""
     import gguf
     from transformers import AutoTokenizer
 
-    tokens, types = _vocabulary(AutoTokenizer.from_pretrained(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokens, types = _vocabulary(tokenizer)
     writer.add_tokenizer_model("bert")
     writer.add_tokenizer_pre("default")
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_type_count(config.get("type_vocab_size", 1))
-    normalizer = json.loads((model_dir / "tokenizer.json").read_text()).get("normalizer") or {}
-    lowercase = bool(normalizer.get("lowercase", True))
-    strip_accents = normalizer.get("strip_accents")
+    # what the tokenizer as loaded does, not what tokenizer.json says: transformers rebuilds the normalizer from
+    # tokenizer_config.json's do_lower_case
+    normalizer = tokenizer.backend_tokenizer.normalizer
+    lowercase = normalizer is not None and normalizer.normalize_str("A") == "a"
+    strip_accents = normalizer is not None and normalizer.normalize_str("\u00e9") == "e"
     writer.add_bool("tokenizer.ggml.normalizer.lowercase", lowercase)  # keys gguf-py 0.19 has no writer for
-    writer.add_bool("tokenizer.ggml.normalizer.strip_accents", lowercase if strip_accents is None else strip_accents)
+    writer.add_bool("tokenizer.ggml.normalizer.strip_accents", strip_accents)
     gguf.SpecialVocab(model_dir, n_vocab=len(tokens)).add_to_gguf(writer)
 
 
