@@ -185,7 +185,7 @@ def test_a_hub_repo_id_is_enough(installed_wheel, upstream_minilm, devhub, sessi
     assert stale.exit_code == 0, stale.output
     assert {s["repo_id"]: s["reason"] for s in json.loads(stale.stdout)} == {
         f"hubforge/all-MiniLM-L6-v2-{suffix}": "never published"
-        for suffix in ("onnx", "qnn", "amd", "openvino", "mnn")}
+        for suffix in ("onnx", "qnn", "amd", "openvino", "mnn", "gguf")}
 
 
 @pytest.mark.parametrize("model, message", [

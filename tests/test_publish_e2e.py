@@ -246,7 +246,7 @@ def test_published_repo_is_one_commit_per_publish(published_minilm):
 
 
 CLIENTS = {"onnxruntime", "sentence-transformers (onnx)", "optimum (ORTModel)", "transformers.js", "fastembed",
-           "sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO", "MNN"}
+           "sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO", "MNN", "llama-cpp-python"}
 
 
 def test_every_published_file_loads_in_the_clients_its_card_names(published_minilm):
@@ -265,7 +265,7 @@ def test_every_published_file_loads_in_the_clients_its_card_names(published_mini
     assert clients["onnx"] >= {"transformers.js", "fastembed", "optimum (ORTModel)"}
     assert clients["ov-int8"] == {"sentence-transformers (openvino)", "optimum-intel (OVModel)", "OpenVINO"}
     assert clients["qnn"] == clients["amd"] == {"onnxruntime"}
-    for suffix in ("onnx", "openvino", "mnn", "qnn"):
+    for suffix in ("onnx", "openvino", "mnn", "qnn", "gguf"):
         card = Path(download(f"all-minilm-l6-v2-{suffix}"), "README.md").read_text()
         table = card.split("## Loads in", 1)[1].split("\n## ", 1)[0]
         header = next(line for line in table.splitlines() if line.startswith("| file |"))
