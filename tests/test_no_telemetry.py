@@ -137,22 +137,28 @@ def assert_nothing_outbound(trace_dir: Path, hub_port: int | None) -> None:
                            f"names looked up: {sorted(names) or 'none'}\n{shown}")
 
 
-def test_offline_dry_run_of_every_format_sends_nothing(tmp_path):
-    """An offline dry run of every format needs no network at all: not even the Hub, so no port is allowed.
-    Every converter and runtime runs (fresh cache) for minutes, long enough for delayed telemetry uploads."""
+# one format per converter and runtime hubforge calls natively: PyTorch's exporter and ONNX Runtime (onnx), its
+# dynamic and static quantizers (int8, qnn), its MatMulNBits quantizer (q4), OpenVINO with NNCF (ov-int8, ov-int4),
+# MNN's converter and runtime (mnn), llama.cpp's quantizer and runtime (gguf-q8); their repos bring every client
+TRACED_FORMATS = "onnx,int8,q4,qnn,ov-int8,ov-int4,mnn,gguf-q8"
+
+
+def test_offline_dry_run_of_every_tool_sends_nothing(tmp_path):
+    """An offline dry run needs no network at all: not even the Hub, so no port is allowed. Every converter and
+    runtime runs (fresh cache) for minutes, long enough for delayed telemetry uploads."""
     strace = require_strace()
     from hubforge.devhub.seed import bundled_minilm
-    from hubforge.targets import format_names
+    from hubforge.evaluation.consumers import CLIENTS
 
     env = child_env(tmp_path, "http://127.0.0.1:9")  # the discard port: nothing listens there
     run_traced(strace, ["publish", "all-minilm-l6-v2", "--source", str(bundled_minilm()), "--dry-run",
-                        "--formats", ",".join(format_names()), "--no-quality", "--no-speed",
+                        "--formats", TRACED_FORMATS, "--no-quality", "--no-speed",
                         "--out", str(tmp_path / "out")], env, tmp_path / "strace")
     assert_nothing_outbound(tmp_path / "strace", hub_port=None)
     # the consumer check ran every client under the trace: node (transformers.js), the second venv, fastembed
     results = json.loads((tmp_path / "out" / "all-minilm-l6-v2.results.json").read_text())
     measured = {c["client"] for v in results["variants"] for c in v["consumers"] if c["status"] == "pass"}
-    assert {"transformers.js", "sentence-transformers (onnx)", "fastembed", "optimum-intel (OVModel)"} <= measured
+    assert measured == set(CLIENTS), set(CLIENTS) - measured
 
 
 def test_publish_to_the_local_hub_talks_only_to_its_port(devhub, api, upstream_minilm, tmp_path):

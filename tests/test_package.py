@@ -162,7 +162,7 @@ def test_installed_wheel_publishes_a_folder_without_a_spec(installed_wheel, tiny
 def test_installed_wheel_renders_cards_of_a_folder(installed_wheel, tiny_cls_model, session_dir):
     out = session_dir / "package" / "cards"
     run = run_installed(installed_wheel, session_dir / "package" / "elsewhere", "card", str(tiny_cls_model),
-                        "--formats", "onnx", "--out", str(out))
+                        "--formats", "onnx", "--out", str(out), "--no-speed", "--no-consumers")
     assert run.returncode == 0, run.stderr
     assert "Banking77Classification" in (out / "hubforge" / "tiny-cls-embedder-onnx" / "README.md").read_text()
 

@@ -419,14 +419,16 @@ def check_updates(models, token, as_json):
 @click.option("--source", "source_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/cards"), show_default=True)
 @click.option("--token", envvar="HF_TOKEN")
-def card(model, formats, source_dir, out_dir, token):
+@click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement (the card says so).")
+@click.option("--no-consumers", is_flag=True, help="Skip loading each file in its clients (the card says so).")
+def card(model, formats, source_dir, out_dir, token, no_speed, no_consumers):
     """Render the model cards of MODEL without publishing."""
     from .card import render_cards
+    from .pipeline import EvalOptions
     from .plot import PLOT_FILE, render_variant_plot
 
-    from .pipeline import EvalOptions
-
-    result = _measure_only(model, formats, source_dir, token, EvalOptions(), out_dir)
+    options = EvalOptions(speed=not no_speed, consumers=not no_consumers)
+    result = _measure_only(model, formats, source_dir, token, options, out_dir)
     plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
     for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
