@@ -240,10 +240,12 @@ def test_paths_info_answers(hub):
 
 
 def test_python_multipart_is_a_declared_dependency():
+    """Of the local Hub's extra, which the tests install (`hubforge[test]` includes it)."""
     import tomllib
 
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
-    assert any(dep.startswith("python-multipart") for dep in project["dependencies"])
+    assert any(dep.startswith("python-multipart") for dep in project["optional-dependencies"]["devhub"])
+    assert "hubforge[devhub]" in project["optional-dependencies"]["test"]
 
 
 def test_tokens_come_from_a_file_or_the_environment(tmp_path, monkeypatch):

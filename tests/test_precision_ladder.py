@@ -77,7 +77,7 @@ def test_sentence_transformers_loads_the_4bit_files(published_minilm, minilm_ref
 
 
 def _ladder_rows(card: str) -> dict[str, list[str]]:
-    section = card.split("## Precision ladder", 1)[1].split("\n## ", 1)[0]
+    section = card.split("## Precision ladder", 1)[1].split("\n#", 1)[0]  # its table, not the MNN card's A/B
     rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| ")]
     header, body = rows[0], rows[1:]
     return {row[0].strip(): dict(zip([h.strip() for h in header], [c.strip() for c in row])) for row in body}

@@ -315,3 +315,32 @@ def test_swap_safety_of_every_embedding_file(published_minilm):
     for name in ("onnx", "fp16", "int8", "q4", "q4f16"):
         assert f"| {name} | " in section
     assert "| yes (" in section
+
+
+def test_shared_publish_evaluates_every_artifact_with_mteb(published_minilm):
+    results = published_minilm[0]
+    reference = {t["task"]: t for t in results["reference"]["tasks"]}
+    assert set(reference) == {"banking77-intent-retrieval", "banking77-intent-sts"}
+    assert all(t["sample"] == 300 for t in reference.values())
+    assert 0.3 < reference["banking77-intent-retrieval"]["main_score"] < 1.0
+    assert 0.4 < reference["banking77-intent-sts"]["main_score"] < 1.0
+    assert results["hardware"]["cores"] >= 1 and results["hardware"]["versions"]["onnxruntime"]
+    for variant in results["variants"]:
+        assert set(variant["retention"]) == set(reference), variant["name"]
+        speed = variant["speed"]
+        assert speed["p50_ms"] > 0 and speed["min_ms"] <= speed["p50_ms"] <= speed["p90_ms"] <= speed["p99_ms"]
+        assert speed["shape"] == [1, 128] and speed["tokens_per_s"] > 0
+    qdq = [v for v in results["variants"] if v["name"] in ("qnn", "amd")]
+    assert qdq and all("axes freed" in v["evaluation_note"] for v in qdq)
+
+
+def test_reference_scores_run_beside_the_builds_and_the_largest_formats_start_first(published_minilm):
+    """The formats wait only for the reference's outputs; its task scores are the first step beside the builds,
+    which start with the formats that take longest, so that two lanes finish together."""
+    from hubforge.targets import get_target
+
+    stages = [s["stage"] for s in published_minilm[0]["stages"]]
+    assert stages[:4] == ["prepare", "reference", "export", "evaluate fp32"], stages
+    builds = [s.removeprefix("build ") for s in stages if s.startswith("build ") and "#" not in s]
+    workloads = [get_target(name).workload for name in builds]
+    assert workloads == sorted(workloads, reverse=True) and len(set(workloads)) > 1, builds
