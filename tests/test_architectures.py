@@ -95,6 +95,7 @@ def test_gguf_runs_bert_embedders_and_refuses_the_rest_with_the_reason(architect
     type) and the other architectures are skipped unbuilt, each with its reason."""
     for (model_type, head), (_, results, *_) in architectures_published.items():
         found = {v["name"]: v for v in results["variants"] if v["name"].startswith("gguf")}
+        assert set(found) == {"gguf", "gguf-q8", "gguf-q4"}
         for name, variant in found.items():
             if (model_type, head) == ("bert", "sentence-embedding"):
                 assert variant["passed"], variant

@@ -9,6 +9,7 @@ import numpy as np
 from huggingface_hub import HfApi, ModelCard, hf_hub_download
 
 from conftest import READ_TOKEN, cosine
+from hubforge.targets.q4 import WEIGHT_4BIT_GATE
 
 ORG = "hubforge"
 FILES = {"gguf": "all-MiniLM-L6-v2-f16.gguf", "gguf-q8": "all-MiniLM-L6-v2-Q8_0.gguf",
@@ -25,6 +26,9 @@ def test_minilm_gguf_files_pass_their_gates_through_llama_cpp(published_minilm):
     assert found["gguf-q8"]["passed"] and found["gguf-q8"]["fidelity"]["mean_cosine"] >= 0.99
     q4 = found["gguf-q4"]
     assert q4["passed"] or q4["gate"].startswith("fail"), q4
+    gate = q4["gate_thresholds"]  # the 4-bit gate, which the file meets where it passed
+    assert gate["min_mean_cosine"] == WEIGHT_4BIT_GATE.min_mean_cosine
+    assert not q4["passed"] or q4["fidelity"]["mean_cosine"] >= gate["min_mean_cosine"]
     for name, file in FILES.items():
         assert found[name]["files"] == [file] and found[name]["runtime"] == "llama.cpp"
         details = found[name]["details"]

@@ -99,7 +99,7 @@ class ABRow:
     """One row of the MNN card's A/B against GGUF: a file's retrieval scores, fidelity, size and latency."""
 
     variant: str
-    precision: str  # the file's configuration where its format has several
+    precision: str  # the configuration its format kept (as "How it was produced" shows it); fp32's precision
     runtime: str
     ndcg_at_10: float | None
     recall_at_10: float | None
@@ -112,9 +112,8 @@ def _ab_row(v: VariantResult, reference: bool = False) -> ABRow:
     retrieval = next((t for t in v.tasks if t.task_type == "Retrieval"), None)
     scores = retrieval.scores if retrieval else {}
     cosine = 1.0 if reference else (v.fidelity.mean_cosine if v.fidelity and v.fidelity.kind == "cosine" else None)
-    chosen = ", ".join(f"{k}={value}" for k, value in v.config.items() if k != "keep")
-    return ABRow(v.name, chosen or v.precision, v.runtime, scores.get("ndcg_at_10"), scores.get("recall_at_10"), cosine,
-                 v.size_bytes, v.speed.p50_ms if v.speed else None)
+    return ABRow(v.name, shown_config(v.config) if v.config else v.precision, v.runtime, scores.get("ndcg_at_10"),
+                 scores.get("recall_at_10"), cosine, v.size_bytes, v.speed.p50_ms if v.speed else None)
 
 
 def mnn_against_gguf(result: RunResult) -> list[ABRow]:

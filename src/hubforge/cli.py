@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -139,8 +140,6 @@ class HubforgeFailure(click.ClickException):
         self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:
-        from rich.markup import escape
-
         console.print(f"[red]error:[/] {escape(self.error.message)}", highlight=False)
         if self.error.hint:  # hints name extras in brackets (hubforge[devhub]): not markup
             console.print(f"  [bold]hint:[/] {escape(self.error.hint)}", highlight=False)
@@ -226,7 +225,8 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
     from .pipeline import publish as run_publish
 
     spec, formats, source_dir = _resolve(model, formats, source_dir, token)
-    with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
+    log = out_dir / f"{spec.id}.log"
+    with _progress(spec.id, log) as report:
         outcome = run_publish(spec, formats, source_dir, dry_run, out_dir, token, create_pr,
                               EvalOptions(quality=not no_quality, speed=not no_speed, consumers=not no_consumers),
                               if_changed, report)
@@ -240,9 +240,6 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
         state = "pull request " + pushed.pr_url if pushed.pr_url else ("committed" if pushed.changed else "unchanged")
         console.print(f"published {pushed.url} ({state})")
     _show(outcome.result, as_json)
-    from rich.markup import escape
-
-    log = out_dir / f"{spec.id}.log"
     for variant in outcome.result.not_published:
         where = f" (traceback in {log})" if any(a.error for a in variant.attempts) else ""
         console.print(f"[yellow]not published: {variant.name}: {escape(variant.gate)}{where}[/]", highlight=False)

@@ -25,7 +25,6 @@ from .errors import HubforgeError, failure, log_failure
 from .evaluation.consumers import ClientCheck, check_consumers
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory, measure_memory
-from .process_memory import release_memory
 from .evaluation.speed import Speed, measure_speed
 from .evaluation.swap import SwapSafety, swap_safety
 from .evaluation.tasks import (
@@ -42,6 +41,7 @@ from .export import export_fp32_onnx
 from .gate import check_fidelity, check_retention
 from .measure import MeasuredArtifact, evaluation_encoder, measure_artifact, size_of
 from .paths import cache_dir
+from .process_memory import release_memory
 from .reference import Reference, ReferenceEncoder, compute_reference, model_io
 from .results import Attempt, KeptPrecise, NotMeasured, RunResult, VariantResult
 from .runtimes import ModelIO, TextEncoder, TorchRuntime, thread_count
@@ -411,10 +411,11 @@ class FormatSearch:
         fp32 reference's task scores, None while they are still being computed (the retention gate then waits)."""
         ended, self.in_flight = self.in_flight, None
         if ended.kind == "build":
-            earlier = self.variant.attempts if self.variant else []
-            failed = [*earlier, Attempt({}, error=failure(done.error))] if done.error else []
-            outcome = done.value if not done.error else FormatOutcome(
-                self.target.name, self.target, self.inputs.spec.gate, failed, None)
+            outcome = done.value
+            if done.error:
+                earlier = self.variant.attempts if self.variant else []
+                outcome = FormatOutcome(self.target.name, self.target, self.inputs.spec.gate,
+                                        [*earlier, Attempt({}, error=failure(done.error))], None)
             if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
                 self.variant = replace(self.variant, attempts=outcome.attempts)
                 return []
@@ -484,7 +485,7 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     phase = FormatsPhase(targets, inputs, reference, options, cache_root, share, report)
     steps = [prepared, *steps, *phase.run(lanes)]
     variants = phase.variants()
-    steps += check_passing_variants(variants, phase, {t.name: t for t in targets}, io, spec, options, report)
+    steps += check_passing_variants(phase, variants, io, spec, options, report)
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
@@ -551,10 +552,11 @@ class FormatsPhase:
         return {search.target.name: search.variant for search in self.searches}
 
 
-def check_passing_variants(variants: dict[str, VariantResult], phase: FormatsPhase, targets: dict[str, type[Target]],
-                           io: ModelIO, spec: ModelSpec, options: EvalOptions, report: Report) -> list[StepResult]:
+def check_passing_variants(phase: FormatsPhase, variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec,
+                           options: EvalOptions, report: Report) -> list[StepResult]:
     """Swap safety (each passing variant's retrieval vectors mixed with fp32's), then every passing file in its
-    clients; `variants` is updated in place."""
+    clients; `variants` (the phase's) is updated in place."""
+    targets = {search.target.name: search.target for search in phase.searches}
     steps = []
     mixed = {s.target.name: s.retrieval for s in phase.searches if s.variant.passed and s.retrieval is not None}
     if phase.reference_retrieval is not None and mixed:

@@ -227,6 +227,7 @@ class LlamaCppRuntime:
     name = "llama.cpp"
     provider = "cpu"
     static_shape = None
+
     def __init__(self, model_path: Path):
         import llama_cpp
 
@@ -248,13 +249,14 @@ class LlamaCppRuntime:
 
     def embed_tokens(self, sequences: list[list[int]]) -> np.ndarray:
         """Pooled vectors, decoded in micro-batches of whole sequences."""
-        vectors, chunk = [], []
-        for tokens in sequences:
-            if chunk and (sum(map(len, chunk)) + len(tokens) > self.ubatch or len(chunk) == self.max_sequences):
+        vectors, chunk, filled = [], [], 0
+        for tokens in (t[: self.ubatch] for t in sequences):
+            if chunk and (filled + len(tokens) > self.ubatch or len(chunk) == self.max_sequences):
                 vectors.append(self._decode(chunk))
-                chunk = []
-            chunk.append(tokens[: self.ubatch])
-        return np.concatenate([*vectors, self._decode(chunk)]) if chunk else np.concatenate(vectors)
+                chunk, filled = [], 0
+            chunk.append(tokens)
+            filled += len(tokens)
+        return np.concatenate([*vectors, self._decode(chunk)])
 
     def _decode(self, sequences: list[list[int]]) -> np.ndarray:
         lib = self._llama_cpp

@@ -13,6 +13,7 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+
 import numpy as np
 
 from ..process_memory import peak_mb, release_memory, reset_peak, resident_mb

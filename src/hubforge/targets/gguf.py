@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import ConversionError
+from ..layout import stage
 from ..paths import template_file
 from ..runtimes import LlamaCppEncoder, LlamaCppRuntime, ModelIO, post_modules
 from ..spec import GateSpec
@@ -28,7 +29,7 @@ F16_GATE = GateSpec(min_mean_cosine=0.999, min_p5_cosine=0.998, min_spearman=0.9
 
 
 class GgufConfig(CandidateConfig):
-    file_type: str  # "F16", or the llama.cpp quantization type written from the f16 file
+    file_type: str  # "f16", or the llama.cpp quantization type written from the f16 file (as the file is named)
 
 
 def unsupported(io: ModelIO, model_type: str, tokenizer_json: dict) -> str | None:
@@ -40,12 +41,12 @@ def unsupported(io: ModelIO, model_type: str, tokenizer_json: dict) -> str | Non
         return f"llama.cpp runs no '{model_type}' encoder from this writer's tensor maps (supported: bert)"
     if (tokenizer_json.get("model") or {}).get("type") != "WordPiece":
         return "llama.cpp's BERT vocabulary is WordPiece; this tokenizer is not"
-    modules = [type(m).__name__ for m in post_modules(io)]
-    if modules[0] != "Pooling" or any(m != "Normalize" for m in modules[1:]):
-        return f"a GGUF embedding file stands for pooling and normalizing only; this pipeline runs {modules}"
-    mode = post_modules(io)[0].pooling_mode
-    if mode not in POOLING:
-        return f"llama.cpp pools by mean, CLS or last token, not '{mode}'"
+    modules = post_modules(io)
+    names = [type(m).__name__ for m in modules]
+    if names[0] != "Pooling" or any(m != "Normalize" for m in names[1:]):
+        return f"a GGUF embedding file stands for pooling and normalizing only; this pipeline runs {names}"
+    if modules[0].pooling_mode not in POOLING:
+        return f"llama.cpp pools by mean, CLS or last token, not '{modules[0].pooling_mode}'"
     return None
 
 
@@ -141,6 +142,19 @@ def _write_tensors(writer, model_dir: Path, names) -> None:
         writer.add_tensor(name, data.astype(np.float16 if half else np.float32))
 
 
+def f16_file(inputs: BuildInputs) -> Path:
+    """The f16 GGUF of the run's model, written once beside the fp32 export (whose cache key it shares): the `gguf`
+    file itself and what `gguf-q8` and `gguf-q4` quantize. Builds running at once each write their own temporary
+    file and rename it into place, so a reader never sees a partial file."""
+    import os
+
+    path = inputs.fp32_onnx.with_name("model-f16.gguf")
+    if not path.exists():
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        os.replace(write_f16(inputs.io, partial), path)
+    return path
+
+
 def quantize(f16: Path, out_path: Path, file_type: str) -> Path:
     """llama.cpp's quantizer, as `llama-quantize <f16> <out> <type>` runs it (K-quants fall back to a legacy type
     in tensors whose rows are not a multiple of 256 wide; the file's tensor types are recorded)."""
@@ -179,15 +193,14 @@ class GgufTarget(Target):
     hardware = "CPUs and GPUs via llama.cpp, Ollama, LM Studio"
     description = "GGUF with f16 weights; llama.cpp tokenizes and pools as the model's pipeline does"
     default_gate = F16_GATE
-    file_type = "F16"
-    file_label = "f16"
+    file_type = "f16"  # llama.cpp's naming: float types in lower case, quantization types as its enums spell them
 
     @classmethod
     def template_path(cls) -> Path:
         return template_file("formats/gguf.md.j2")  # one usage template for the three files
 
     def file_name(self, inputs: BuildInputs) -> str:
-        return f"{inputs.source.repo_id.rsplit('/', 1)[-1]}-{self.file_label}.gguf"
+        return f"{inputs.source.repo_id.rsplit('/', 1)[-1]}-{self.file_type}.gguf"
 
     def candidates(self, options: TargetOptions, inputs: BuildInputs) -> list[GgufConfig]:
         return [GgufConfig(file_type=self.file_type)]
@@ -201,12 +214,9 @@ class GgufTarget(Target):
               out_dir: Path) -> dict[str, Path]:
         _require_llama_cpp()
         name = self.file_name(inputs)
-        f16 = write_f16(inputs.io, out_dir / f"{name}.f16" if config.file_type != "F16" else out_dir / name)
-        if config.file_type == "F16":
-            return {name: f16}
-        quantized = quantize(f16, out_dir / name, config.file_type)
-        f16.unlink()
-        return {name: quantized}
+        if config.file_type == "f16":
+            return {name: stage({name: f16_file(inputs)}, out_dir) / name}
+        return {name: quantize(f16_file(inputs), out_dir / name, config.file_type)}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> LlamaCppRuntime:
         _require_llama_cpp()
@@ -232,7 +242,6 @@ class GgufQ8Target(GgufTarget):
     description = "GGUF quantized to Q8_0 by llama.cpp (8-bit weights in blocks of 32, f16 scales)"
     default_gate = None  # the spec's gate
     file_type = "Q8_0"
-    file_label = "Q8_0"
 
 
 class GgufQ4Target(GgufTarget):
@@ -243,7 +252,6 @@ class GgufQ4Target(GgufTarget):
     description = "GGUF quantized to Q4_K_M by llama.cpp (4-bit K-quants, 6-bit where llama.cpp's recipe keeps it)"
     default_gate = WEIGHT_4BIT_GATE
     file_type = "Q4_K_M"
-    file_label = "Q4_K_M"
 
 
 def _require_llama_cpp() -> None:
