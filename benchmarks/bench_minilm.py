@@ -41,7 +41,7 @@ from hubforge.source import local_source
 from hubforge.spec import load_spec
 from hubforge.targets import get_target
 from hubforge.targets.base import BuildInputs
-from hubforge.workers import Step, run_step
+from hubforge.workers import Step, run_step, silent
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 ALL = "onnx,fp16,int8,q4,q4f16,qnn,amd,ov,ov-int8,ov-int4,mnn"
@@ -51,7 +51,7 @@ PEER_GOAL = 1.1  # issue 18: every hubforge int8 artifact vs its sentence-transf
 
 def fresh_process_memory(target_class, files, io_, spec, texts) -> float:
     """hubforge's inference-memory figure: the pipeline's own speed step, in a fresh worker process."""
-    result = run_step(Step("memory", speed_step, (target_class, files, io_, spec, texts)), lambda message: None)
+    result = run_step(Step("speed", target_class.name, speed_step, (target_class, files, io_, spec, texts)), silent)
     if result.error:
         raise result.error
     return result.value[1].peak_mb

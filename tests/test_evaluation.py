@@ -130,10 +130,10 @@ def _sts_score(main_score: float):
                      main_metric="cosine_spearman", main_score=main_score, scores={}, protocol="", sample=300)
 
 
-def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
-    """The fp32 reference's task scores are computed beside the first builds, so a format's scores can come back
-    first: they are held, not gated against nothing; the reference's scores gate them when they arrive, and a
-    miss issues the build of the format's next candidate."""
+def test_the_retention_gate_comes_after_the_format_scores_and_the_reference_scores(tmp_path):
+    """A format's round is declared as steps: its build, the gate on what it built, then (for a passing build) its
+    evaluation and the retention gate, which comes after both that evaluation and the reference's scores; a miss
+    adds the next round, which builds on from the next candidate with the attempts so far."""
     import numpy as np
 
     from hubforge.evaluation.fidelity import measure_fidelity
@@ -143,39 +143,72 @@ def test_the_retention_gate_waits_for_the_reference_scores(tmp_path):
     from hubforge.spec import GateSpec, load_spec
     from hubforge.targets import get_target
     from hubforge.targets.base import BuildInputs
-    from hubforge.workers import StepResult
+    from hubforge.workers import Step, StepResult
 
     artifact_file = tmp_path / "model_quantized.onnx"
     artifact_file.write_bytes(b"graph")
     outputs = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
     fidelity = measure_fidelity(outputs, outputs)
     inputs = BuildInputs(load_spec("all-minilm-l6-v2"), None, tmp_path / "model.onnx", [], None)
+    baseline = Step("evaluate", "fp32", print)
 
-    def evaluated_search(reference_tasks):
+    def retention_gate(reference_score):
         messages = []
-        search = FormatSearch(type(get_target("int8")), inputs, None, True, tmp_path, 1,
-                              lambda message, decision=False: messages.append(message))
-        assert search.first().name == "build int8"
+        search = FormatSearch(type(get_target("int8")), inputs, None, baseline=baseline, cache_root=tmp_path,
+                              threads=1, report=lambda message, decision=False: messages.append(message))
+        build, built = search.round()
+        assert (build.name, built.name, built.after, built.in_process) == ("build int8", "gate int8 fidelity",
+                                                                          (build,), True)
         outcome = FormatOutcome("int8", search.target, GateSpec(min_retention=0.99),
                                 [Attempt({"fusion": "bert"}, fidelity, "pass", True)],
                                 MeasuredArtifact({"onnx/model_quantized.onnx": artifact_file}, outputs, fidelity))
-        [evaluate] = search.after(StepResult("build int8", outcome, None, 1.0, 100.0), reference_tasks)
-        assert evaluate.name == "evaluate int8"
-        follow = search.after(StepResult("evaluate int8", Evaluated([_sts_score(0.70)]), None, 1.0, 100.0),
-                              reference_tasks)
+        evaluate, retained = built.function(StepResult(build, outcome, None, 1.0, 100.0))
+        assert (evaluate.name, evaluate.after, evaluate.in_process) == ("evaluate int8", (build,), False)
+        assert (retained.name, retained.after) == ("gate int8 retention", (evaluate, baseline))
+        follow = retained.function(StepResult(evaluate, Evaluated([_sts_score(0.70)]), None, 1.0, 100.0),
+                                   StepResult(baseline, Evaluated([_sts_score(reference_score)]), None, 1.0, 100.0))
         return search, follow, messages
 
-    search, follow, _ = evaluated_search(reference_tasks=None)
-    assert follow == [] and search.variant.retention == {} and not search.variant.tasks  # held, not judged
-    assert search.judge(None) == []
-    [next_build] = search.judge([_sts_score(0.80)])
+    search, (next_build, next_gate), _ = retention_gate(0.80)
     assert next_build.name == "build int8 #2" and next_build.args[-1] == tuple(search.variant.attempts)
+    assert next_gate.name == "gate int8 #2 fidelity" and next_gate.after == (next_build,)
     assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.875)}
     assert not search.variant.passed and search.variant.gate.startswith("fail (retention)")
     assert search.variant.attempts[-1].gate.startswith("fail (retention)") and not search.variant.attempts[-1].passed
-    assert search.judge([_sts_score(0.80)]) == []  # judged once
 
-    search, follow, messages = evaluated_search(reference_tasks=[_sts_score(0.7002)])
+    search, follow, messages = retention_gate(0.7002)
     assert follow == [] and search.variant.passed and search.variant.gate == "pass", search.variant.gate
     assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.70 / 0.7002)}
     assert not messages
+
+
+def _ended(marker, report):
+    """A worker step that leaves a marker file, and returns its name."""
+    marker.write_text("")
+    return marker.name
+
+
+def test_the_step_graph_runs_a_step_after_every_step_it_waits_for(tmp_path):
+    """The scheduler starts a step only once every step it comes after has ended, runs a decision in-process with
+    their results, runs the steps that decision adds, and refuses a graph whose steps wait for a step never in it."""
+    from hubforge.workers import Step, run_graph
+
+    seen = []
+
+    def gate(slow, fast):
+        assert (tmp_path / "slow").exists() and (tmp_path / "fast").exists()
+        seen.append((slow.value, fast.value))
+        return [Step("build", "added", _ended, (tmp_path / "added",))]
+
+    first = Step("build", "first", _ended, (tmp_path / "first",))
+    slow = Step("evaluate", "slow", _ended, (tmp_path / "slow",), after=(first,))
+    fast = Step("evaluate", "fast", _ended, (tmp_path / "fast",))
+    decision = Step("gate", "both", gate, after=(slow, fast), in_process=True)
+    results = run_graph([decision, slow, first, fast], lambda message, decision=False: None, lanes=2)
+    assert [r.name for r in results] == ["build first", "evaluate fast", "evaluate slow", "build added"]
+    assert seen == [("slow", "fast")] and all(r.error is None and r.peak_rss_mb > 0 for r in results)
+
+    with pytest.raises(RuntimeError, match="evaluate orphan"):
+        run_graph([Step("evaluate", "orphan", _ended, (tmp_path / "o",), after=(Step("build", "never", print),))],
+                  lambda message, decision=False: None)
+    assert not (tmp_path / "o").exists()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -50,7 +49,7 @@ from .spec import GateSpec, ModelSpec
 from .targets import get_target
 from .targets.base import BuildInputs, SearchOptions, Target, TargetOptions
 from .targets.sensitivity import search_kept
-from .workers import Report, Step, StepResult, cores, run_step, run_steps, silent, start_server
+from .workers import Report, Step, StepResult, cores, run_graph, run_step, silent, start_server
 
 LANE_WEIGHTS_MB = 512  # bge-base's 418 MB builds two formats at a time; bge-large's 1.3 GB one (see lanes_for)
 
@@ -307,7 +306,7 @@ def time_variants(reference_row: VariantResult, variants: dict[str, VariantResul
     `variants` in place; returns the timed reference row and the steps."""
     timed = [reference_row] + [v for v in variants.values() if v.passed]
     searched = [v for v in timed if v.kept]
-    runs = run_steps([Step("speed", "fp32" if v is reference_row else v.name, speed_step,
+    runs = run_graph([Step("speed", "fp32" if v is reference_row else v.name, speed_step,
                            (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec, texts),
                            threads) for v in timed]
                      + [Step("speed", f"{v.name} fully quantized", speed_step,
@@ -384,71 +383,73 @@ def mteb_results_step(scores: dict[str, list], out_dir: Path, model_name: str, r
 
 
 class FormatSearch:
-    """One format's steps, each run as soon as the one before it ends: build (the first candidate that passes the
-    fidelity gate), evaluate it (tasks); once both its scores and the reference's are in, the retention gate; when
-    it misses, build on from the next candidate and evaluate that."""
+    """One format's rounds of steps: build (the first candidate that passes the fidelity gate) → the gate on what it
+    built → evaluate it (tasks) → the retention gate, which comes after both its scores and the reference's (the
+    `baseline` step). A retention miss adds the next round, which builds on from the next candidate."""
 
-    def __init__(self, target: type[Target], inputs: BuildInputs, reference: Reference, quality: bool,
+    def __init__(self, target: type[Target], inputs: BuildInputs, reference: Reference, *, baseline: Step | None,
                  cache_root: Path, threads: int, report: Report):
-        self.target, self.inputs, self.reference, self.quality = target, inputs, reference, quality
+        self.target, self.inputs, self.reference, self.baseline = target, inputs, reference, baseline
         self.cache_root, self.threads, self.report = cache_root, threads, report
         self.rounds, self.outcome, self.variant = 0, None, None
-        self.in_flight: Step | None = None  # one step of a format runs at a time
-        self.scored: Evaluated | None = None  # task scores awaiting the retention gate
         self.retrieval: RetrievalEmbeddings | None = None  # the passing variant's, for swap safety
 
-    def first(self, earlier: tuple[Attempt, ...] = ()) -> Step:
+    def round(self, earlier: tuple[Attempt, ...] = ()) -> list[Step]:
+        """The next round's build, and the gate on what it built."""
         self.rounds += 1
-        return self._issue("build", build_step, (self.target, self.inputs, self.reference, self.cache_root, earlier))
-
-    def _issue(self, kind: str, function: Callable, args: tuple) -> Step:
         subject = self.target.name + (f" #{self.rounds}" if self.rounds > 1 else "")
-        self.in_flight = Step(kind, subject, function, args, self.threads)
-        return self.in_flight
+        build = Step("build", subject, build_step, (self.target, self.inputs, self.reference, self.cache_root,
+                                                    earlier), self.threads)
+        return [build, Step("gate", f"{subject} fidelity", self.built, after=(build,), in_process=True)]
 
-    def after(self, done: StepResult, reference_tasks: list[TaskScore] | None) -> list[Step]:
-        """Record what this format's step in flight gave; the step that follows it, if any. `reference_tasks`: the
-        fp32 reference's task scores, None while they are still being computed (the retention gate then waits)."""
-        ended, self.in_flight = self.in_flight, None
-        if ended.kind == "build":
-            outcome = done.value
-            if done.error:
-                earlier = self.variant.attempts if self.variant else []
-                outcome = FormatOutcome(self.target.name, self.target, self.inputs.spec.gate,
-                                        [*earlier, Attempt({}, error=failure(done.error))], None)
-            if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
-                self.variant = replace(self.variant, attempts=outcome.attempts)
-                return []
-            self.outcome, self.variant = outcome, _variant(outcome)
-            if outcome.passed is None or not self.quality:
-                return []
-            return [self._issue("evaluate", evaluate_step, (outcome, self.inputs, self.reference))]
+    def built(self, done: StepResult) -> list[Step]:
+        """Record what the round built; a passing build's evaluation and its retention gate (none without task
+        quality, which has no baseline)."""
+        outcome = done.value
         if done.error:
-            self.variant = _variant(self.outcome, passed=False, gate=f"failed (evaluation): {failure(done.error)}")
+            earlier = self.variant.attempts if self.variant else []
+            outcome = FormatOutcome(self.target.name, self.target, self.inputs.spec.gate,
+                                    [*earlier, Attempt({}, error=failure(done.error))], None)
+        if self.variant is not None and outcome.passed is None:  # the last evaluated candidate's scores stay
+            self.variant = replace(self.variant, attempts=outcome.attempts)
             return []
-        self.scored = done.value
-        return self.judge(reference_tasks)
+        self.outcome, self.variant = outcome, _variant(outcome)
+        if outcome.passed is None or self.baseline is None:
+            return []
+        subject = done.step.subject
+        evaluate = Step("evaluate", subject, evaluate_step, (outcome, self.inputs, self.reference), self.threads,
+                        after=(done.step,))
+        return [evaluate, Step("gate", f"{subject} retention", self.retained, after=(evaluate, self.baseline),
+                               in_process=True)]
 
-    def judge(self, reference_tasks: list[TaskScore] | None) -> list[Step]:
-        """The retention gate on this format's task scores, once they and the reference's are in; the next
-        candidate's build when it misses."""
-        if self.scored is None or reference_tasks is None:
+    def retained(self, evaluated: StepResult, baseline: StepResult) -> list[Step]:
+        """The retention gate on this round's task scores against the reference's; the next round when it misses."""
+        if evaluated.error:
+            self.variant = _variant(self.outcome, passed=False,
+                                    gate=f"failed (evaluation): {failure(evaluated.error)}")
             return []
-        evaluated, self.scored = self.scored, None
-        tasks, note = evaluated.tasks, evaluated.note
-        reference = {t.task: t.main_score for t in reference_tasks}
+        tasks, note = evaluated.value.tasks, evaluated.value.note
+        reference = {t.task: t.main_score for t in reference_scores(baseline, self.inputs.source).tasks}
         retention = {t.task: t.main_score / reference[t.task] for t in tasks if reference.get(t.task)}
         decision = check_retention(retention, self.outcome.gate)
         self.variant = _variant(self.outcome, passed=decision.passed, gate=decision.summary(), tasks=tasks,
                                 retention=retention, evaluation_note=note)
         if self.variant.passed:
-            self.retrieval = evaluated.retrieval
+            self.retrieval = evaluated.value.retrieval
             return []
         attempts = self.outcome.attempts
         earlier = (*attempts[:-1], replace(attempts[-1], gate=self.variant.gate, passed=False))
         self.variant = replace(self.variant, attempts=list(earlier))
         self.report(f"{self.target.name}: {self.variant.gate} → next configuration", decision=True)
-        return [self.first(earlier)]
+        return self.round(earlier)
+
+
+def reference_scores(done: StepResult, source: SourceModel) -> Evaluated:
+    """The fp32 reference's task scores, the retention gate's baseline; a run cannot go on without them."""
+    if done.error:
+        _raise(done, f"{source.repo_id}: evaluating its own fp32 pipeline failed",
+               "check that the model encodes the spec's task texts with sentence-transformers / transformers")
+    return done.value
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -471,8 +472,8 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     """reference outputs ∥ export → build each format, the reference's task scores beside them → evaluate each
     passing one → swap safety, the consumer check → speed and memory, one at a time."""
     start_server()
-    prepared = run_steps([Step("build", "checks: tasks, model pipeline", prepare_step, (spec, source, options.quality),
-                               label="prepare")], report)[0]
+    prepared = run_step(Step("build", "checks: tasks, model pipeline", prepare_step, (spec, source, options.quality),
+                             label="prepare"), report)
     if prepared.error:
         _raise(prepared, f"{source.repo_id}: preparing the run failed", "check the spec and the model folder")
     io = prepared.value
@@ -482,14 +483,14 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
     inputs, reference, hardware, steps = reference_and_export(io, spec, source, fidelity_texts, cache_root=cache_root,
                                                               lanes=lanes, threads=share, report=report)
-    phase = FormatsPhase(targets, inputs, reference, options, cache_root, share, report)
+    phase = FormatsPhase(targets, inputs, reference, options, cache_root=cache_root, threads=share, report=report)
     steps = [prepared, *steps, *phase.run(lanes)]
     variants = phase.variants()
     steps += check_passing_variants(phase, variants, io, spec, options, report)
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
-        tasks=phase.reference_tasks or [], size_bytes=source.weights_bytes)
+        tasks=phase.reference.tasks if phase.reference else [], size_bytes=source.weights_bytes)
     if options.speed:
         reference_row, timing_steps = time_variants(reference_row, variants, io, spec, fidelity_texts,
                                                     threads=options.threads, report=report)
@@ -502,7 +503,7 @@ def reference_and_export(io: ModelIO, spec: ModelSpec, source: SourceModel, fide
                          cache_root: Path, lanes: int, threads: int,
                          report: Report) -> tuple[BuildInputs, Reference, Hardware, list[StepResult]]:
     """The reference's outputs on the fidelity texts beside the fp32 ONNX export; what every format builds from."""
-    reference_run, export_run = run_steps([
+    reference_run, export_run = run_graph([
         Step("build", "fp32", reference_step, (io, spec, fidelity_texts), threads, label="reference"),
         Step("build", "fp32 ONNX export", export_step, (spec, source, cache_root / cache_key(spec, source) / "export"),
              threads, label="export"),
@@ -520,33 +521,25 @@ def reference_and_export(io: ModelIO, spec: ModelSpec, source: SourceModel, fide
 
 
 class FormatsPhase:
-    """Every format's search, and the reference's task scores computed beside them: a step that ends issues the
-    steps that depend on it (its format's next step; once the reference's scores are in, the retention gates that
-    waited for them)."""
+    """Every format's search and the reference's task scores, as one step graph run on the phase's lanes; the
+    reference's scores are computed beside the first builds, which need only the reference's outputs."""
 
     def __init__(self, targets: list[type[Target]], inputs: BuildInputs, reference: Reference, options: EvalOptions,
-                 cache_root: Path, threads: int, report: Report):
-        self.searches = [FormatSearch(target, inputs, reference, options.quality, cache_root, threads, report)
-                         for target in targets]
-        self.reference_run = Step("evaluate", "fp32", reference_tasks_step, (inputs.io, inputs.spec), threads)
-        self.quality, self.source, self.report = options.quality, inputs.source, report
-        self.reference_tasks: list[TaskScore] | None = None  # until the reference's step ends
-        self.reference_retrieval: RetrievalEmbeddings | None = None
+                 *, cache_root: Path, threads: int, report: Report):
+        self.baseline = (Step("evaluate", "fp32", reference_tasks_step, (inputs.io, inputs.spec), threads)
+                         if options.quality else None)
+        self.searches = [FormatSearch(target, inputs, reference, baseline=self.baseline, cache_root=cache_root,
+                                      threads=threads, report=report) for target in targets]
+        self.source, self.report = inputs.source, report
+        self.reference: Evaluated | None = None  # the reference's task scores, once the phase has run
 
     def run(self, lanes: int) -> list[StepResult]:
-        first = [self.reference_run] if self.quality else []
         largest_first = sorted(self.searches, key=lambda search: -search.target.workload)
-        return run_steps(first + [search.first() for search in largest_first], self.report, lanes, then=self.follow)
-
-    def follow(self, done: StepResult) -> list[Step]:
-        if done.step is self.reference_run:
-            if done.error:
-                _raise(done, f"{self.source.repo_id}: evaluating its own fp32 pipeline failed",
-                       "check that the model encodes the spec's task texts with sentence-transformers / transformers")
-            self.reference_tasks, self.reference_retrieval = done.value.tasks, done.value.retrieval
-            return [step for search in self.searches for step in search.judge(self.reference_tasks)]
-        search = next(s for s in self.searches if s.in_flight is done.step)
-        return search.after(done, self.reference_tasks)
+        first = [self.baseline] if self.baseline else []
+        steps = run_graph(first + [step for search in largest_first for step in search.round()], self.report, lanes)
+        if self.baseline:
+            self.reference = reference_scores(next(s for s in steps if s.step is self.baseline), self.source)
+        return steps
 
     def variants(self) -> dict[str, VariantResult]:
         return {search.target.name: search.variant for search in self.searches}
@@ -559,8 +552,8 @@ def check_passing_variants(phase: FormatsPhase, variants: dict[str, VariantResul
     targets = {search.target.name: search.target for search in phase.searches}
     steps = []
     mixed = {s.target.name: s.retrieval for s in phase.searches if s.variant.passed and s.retrieval is not None}
-    if phase.reference_retrieval is not None and mixed:
-        steps.append(check_swap_safety(variants, phase.reference_retrieval, mixed, spec, threads=options.threads,
+    if phase.reference and phase.reference.retrieval is not None and mixed:
+        steps.append(check_swap_safety(variants, phase.reference.retrieval, mixed, spec, threads=options.threads,
                                        report=report))
     if options.consumers and any(v.passed for v in variants.values()):
         steps.append(check_variants_in_clients(variants, targets, io, spec, threads=options.threads, report=report))

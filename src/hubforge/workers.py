@@ -7,6 +7,10 @@ seconds). What a converter leaks or keeps (ONNX Runtime's transformer optimizer,
 statistics, allocator caches) goes back to the system when its step ends, and the step's peak resident memory is its
 own. Steps small enough to fit in memory side by side run in parallel lanes.
 
+A run is a graph of steps (`run_graph`): each step names the steps it comes after, and runs once they have ended.
+Decisions on results (a gate) are in-process steps of the same graph, and may add steps to it: a retention miss
+adds the build of the next candidate.
+
 A step function takes its arguments plus `report` (progress lines reach the caller's status display) and returns a
 picklable value. An exception comes back as the step's `error` (HubforgeErrors keep their type and hint); a worker
 that dies (a native crash, the kernel's out-of-memory killer) is a `WorkerCrash`.
@@ -21,7 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, Protocol
 
@@ -46,14 +50,20 @@ class WorkerCrash(HubforgeError):
     """A worker process ended without returning its step's result."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Step:
-    kind: str  # "build", "evaluate" or "speed": the steps table's column
+    """A node of a run's step graph, compared by identity. A worker step runs `function(*args, report=...)` in a
+    process of its own. An in-process step is a decision on results already in (a gate): the scheduler calls
+    `function(*the results of its after steps, *args)` itself, and it returns the steps it adds to the graph."""
+
+    kind: str  # "build", "evaluate", "speed" or "gate": the steps table's column
     subject: str  # what it works on (a format and its round, fp32, ...): the steps table's row
     function: Callable[..., Any]
     args: tuple = ()
     threads: int | None = None  # runtime threads inside the step; None: every core
     label: str = ""  # its name where that is not "<kind> <subject>" (prepare, reference, export, ...)
+    after: tuple[Step, ...] = ()  # the steps it waits for: it is ready once every one of them has ended
+    in_process: bool = False
 
     @property
     def name(self) -> str:
@@ -62,18 +72,20 @@ class Step:
 
 @dataclass(frozen=True)
 class StepResult:
-    name: str
+    step: Step
     value: Any
     error: BaseException | None
     seconds: float
     peak_rss_mb: float  # the worker's own peak resident memory (VmHWM), pages shared with the server included
-    step: Step | None = None  # the step that ran: callers match results to their steps by identity
+
+    @property
+    def name(self) -> str:
+        return self.step.name
 
     def record(self) -> dict:
         """The step's line in results.json's `stages`."""
-        kind, subject = (self.step.kind, self.step.subject) if self.step else ("", self.name)
-        return {"stage": self.name, "kind": kind, "subject": subject, "seconds": round(self.seconds, 2),
-                "peak_rss_mb": round(self.peak_rss_mb, 1), "process": "worker"}
+        return {"stage": self.name, "kind": self.step.kind, "subject": self.step.subject,
+                "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1), "process": "worker"}
 
 
 @cache
@@ -93,7 +105,7 @@ def start_server() -> None:
     forkserver.ensure_running()
 
 
-def _to_log(path: str, step: Step) -> None:
+def _to_log(path: str, name: str) -> None:
     """The worker's stdout and stderr, Python's and native libraries' alike (ONNX Runtime's calibration, NNCF,
     MNN), append to the run's log instead of the console."""
     sys.stdout.flush()
@@ -103,16 +115,17 @@ def _to_log(path: str, step: Step) -> None:
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-    print(f"=== {step.name} (pid {os.getpid()})", flush=True)
+    print(f"=== {name} (pid {os.getpid()})", flush=True)
 
 
 def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
+    """A worker: `step` arrives without its `after` (a decision step's bound method would drag its owner along)."""
     from .process_memory import peak_mb
     from .quiet import quiet_libraries
     from .runtimes import use_threads
 
     if log_path:
-        _to_log(log_path, step)
+        _to_log(log_path, step.name)
     if quiet:
         quiet_libraries()
     use_threads(step.threads)
@@ -149,57 +162,82 @@ def _crash(step: Step, exitcode: int | None) -> WorkerCrash:
     return WorkerCrash(f"the worker for {step.name} exited with status {exitcode} without a result")
 
 
-def run_steps(steps: list[Step], report: Report, lanes: int = 1,
-              then: Callable[[StepResult], list[Step]] = lambda done: []) -> list[StepResult]:
-    """Run every step in its own worker, at most `lanes` at a time; `then(result)` may name steps to run next
-    (they go to the front of the queue). Results in the order the steps were started."""
+class _Schedule:
+    """The steps of a graph not yet run, and the results of those that ended."""
+
+    def __init__(self, steps: list[Step]):
+        self.waiting, self.ended = list(steps), {}
+
+    def next_ready(self, *, in_process: bool) -> Step | None:
+        """The first waiting step of that sort whose after steps have all ended (taken off the waiting list)."""
+        for step in self.waiting:
+            if step.in_process == in_process and all(before in self.ended for before in step.after):
+                self.waiting.remove(step)
+                return step
+        return None
+
+    def decide(self) -> None:
+        """Run every ready in-process step; the steps each adds go to the front of the waiting list."""
+        while step := self.next_ready(in_process=True):
+            added = step.function(*(self.ended[before] for before in step.after), *step.args)
+            self.ended[step] = StepResult(step, added, None, 0.0, 0.0)
+            self.waiting[0:0] = added
+
+
+def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepResult]:
+    """Run a step graph: every step once the steps it comes after have ended, worker steps at most `lanes` at a time
+    in the order they wait (a decision's new steps first), in-process steps as soon as they are ready. Returns the
+    worker steps' results in the order they started."""
     from multiprocessing.connection import wait
 
     from .quiet import is_quiet
 
     context, quiet, log_path = _context(), is_quiet(), os.environ.get(LOG_ENV)
-    pending, running, started, results = list(steps), {}, [], {}
-
-    def finish(receiver, result: StepResult) -> None:
-        del running[receiver]
-        results[result.name] = result
-        pending[0:0] = then(result)
-
+    schedule, running, started = _Schedule(steps), {}, []
     try:
-        while pending or running:
-            while pending and len(running) < lanes:
-                step = pending.pop(0)
+        while True:
+            schedule.decide()
+            while len(running) < lanes and (step := schedule.next_ready(in_process=False)):
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(sender, step, quiet, log_path),
+                process = context.Process(target=_child, args=(sender, replace(step, after=()), quiet, log_path),
                                           name=f"hubforge {step.name}")
                 process.start()
                 sender.close()
                 running[receiver] = (step, process, time.perf_counter())
-                started.append(step.name)
+                started.append(step)
+            if not running:
+                break
             for receiver in wait(list(running)):
-                step, process, start = running[receiver]
-                try:
-                    kind, *payload = receiver.recv()
-                except EOFError:
-                    process.join()
-                    finish(receiver, StepResult(step.name, None, _crash(step, process.exitcode),
-                                                time.perf_counter() - start, 0.0, step))
-                    continue
-                if kind == "report":
-                    report(payload[0], decision=payload[1])
-                    continue
-                value, error, peak = payload
-                process.join()
-                finish(receiver, StepResult(step.name, value, error, time.perf_counter() - start, peak, step))
+                result = _receive(receiver, *running[receiver], report)
+                if result is not None:
+                    del running[receiver]
+                    schedule.ended[result.step] = result
     finally:
         for _, process, _ in running.values():
             process.kill()
             process.join()
-    return [results[name] for name in started]
+    if schedule.waiting:
+        raise RuntimeError(f"steps wait for steps not in the graph: {[step.name for step in schedule.waiting]}")
+    return [schedule.ended[step] for step in started]
+
+
+def _receive(receiver, step: Step, process, start: float, report: Report) -> StepResult | None:
+    """A worker's next message: a progress line (reported; None), or its step's result."""
+    try:
+        kind, *payload = receiver.recv()
+    except EOFError:
+        process.join()
+        return StepResult(step, None, _crash(step, process.exitcode), time.perf_counter() - start, 0.0)
+    if kind == "report":
+        report(payload[0], decision=payload[1])
+        return None
+    value, error, peak = payload
+    process.join()
+    return StepResult(step, value, error, time.perf_counter() - start, peak)
 
 
 def run_step(step: Step, report: Report) -> StepResult:
-    return run_steps([step], report)[0]
+    return run_graph([step], report)[0]
 
 
 def cores() -> int:
