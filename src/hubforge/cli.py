@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
-from .errors import HubforgeError
+from .errors import EXIT_ERROR, EXIT_NOT_ALL_PUBLISHED, EXIT_OK, HubforgeError
 from .quiet import quiet_libraries
 
 console = Console(stderr=True, soft_wrap=True)
@@ -306,7 +306,7 @@ def evaluate(model, formats, source_dir, results_path, token, no_speed, no_consu
     results_path.write_text(json.dumps(result.as_dict(), indent=2))
     console.print(f"results written to {results_path}")
     _show(result, as_json)
-    sys.exit(3 if result.not_published else 0)
+    sys.exit(EXIT_NOT_ALL_PUBLISHED if result.not_published else EXIT_OK)
 
 
 VERIFY_EXIT_CODES_HELP = """\b
@@ -399,7 +399,7 @@ def check_updates(models, token, as_json):
             console.print(f"  [bold]hint:[/] {exc.hint}", highlight=False)
     if as_json:
         out.print_json(json.dumps([{"model": m, **s.as_dict()} for m, s in statuses]))
-        sys.exit(1 if failures else 0)
+        sys.exit(EXIT_ERROR if failures else EXIT_OK)
     table = Table(title="published repos vs upstream")
     for column in ("model", "repo", "upstream head", "published from", "status"):
         table.add_column(column)
@@ -407,7 +407,7 @@ def check_updates(models, token, as_json):
         table.add_row(model_id, s.repo_id, s.upstream_head[:12], (s.published_upstream or "—")[:12],
                       f"[yellow]stale: {s.reason}[/]" if s.stale else "[green]up to date[/]")
     out.print(table)
-    sys.exit(1 if failures else 0)
+    sys.exit(EXIT_ERROR if failures else EXIT_OK)
 
 
 @cli.command()

@@ -1,10 +1,16 @@
-"""Typed errors: every failure a user can meet says what went wrong and how to fix it."""
+"""Typed errors: every failure a user can meet says what went wrong and how to fix it; and the exit status of
+`publish` and `evaluate` (verify's own are in verify.py)."""
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # a typed error before anything was published: bad spec, missing model, bad token, Hub refusal
+EXIT_USAGE = 2  # click's code for a bad command line
+EXIT_NOT_ALL_PUBLISHED = 3  # the run finished, but at least one requested format was not published
 
 
 class HubforgeError(Exception):
     """Base error; `hint` tells the user what to do about it."""
 
-    exit_code = 1
+    exit_code = EXIT_ERROR
 
     def __init__(self, message: str, hint: str = ""):
         super().__init__(message)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .build import build_candidate, cache_key
 from .datasets import sample_texts
-from .errors import HubforgeError, failure, log_failure
+from .errors import EXIT_NOT_ALL_PUBLISHED, EXIT_OK, HubforgeError, failure, log_failure
 from .evaluation.consumers import ClientCheck, check_consumers
 from .evaluation.hardware import Hardware, fingerprint
 from .evaluation.memory import Memory, measure_memory
@@ -52,11 +52,6 @@ from .targets.sensitivity import search_kept
 from .workers import Report, Step, StepResult, cores, run_graph, run_step, silent, start_server
 
 LANE_WEIGHTS_MB = 512  # bge-base's 418 MB builds two formats at a time; bge-large's 1.3 GB one (see lanes_for)
-
-EXIT_OK = 0
-EXIT_ERROR = 1  # a typed error before anything was published: bad spec, missing model, bad token, Hub refusal
-EXIT_USAGE = 2  # click's code for a bad command line
-EXIT_NOT_ALL_PUBLISHED = 3  # the run finished, but at least one requested format was not published
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any, Protocol
 
@@ -52,9 +52,10 @@ class WorkerCrash(HubforgeError):
 
 @dataclass(frozen=True, eq=False)
 class Step:
-    """A node of a run's step graph, compared by identity. A worker step runs `function(*args, report=...)` in a
-    process of its own. An in-process step is a decision on results already in (a gate): the scheduler calls
-    `function(*the results of its after steps, *args)` itself, and it returns the steps it adds to the graph."""
+    """A node of a run's step graph, compared by identity. A worker step runs `function(*args, **kwargs,
+    report=...)` in a process of its own. An in-process step is a decision on results already in (a gate): the
+    scheduler calls `function(*the results of its after steps, *args, **kwargs)` itself, and it returns the steps
+    it adds to the graph."""
 
     kind: str  # "build", "evaluate", "speed" or "gate": the steps table's column
     subject: str  # what it works on (a format and its round, fp32, ...): the steps table's row
@@ -62,6 +63,7 @@ class Step:
     args: tuple = ()
     threads: int | None = None  # runtime threads inside the step; None: every core
     label: str = ""  # its name where that is not "<kind> <subject>" (prepare, reference, export, ...)
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
     after: tuple[Step, ...] = ()  # the steps it waits for: it is ready once every one of them has ended
     in_process: bool = False
 
@@ -134,7 +136,7 @@ def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
         connection.send(("report", message, decision))
 
     try:
-        value, error = step.function(*step.args, report=report), None
+        value, error = step.function(*step.args, **step.kwargs, report=report), None
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the parent as data
         value, error = None, _portable(exc)
         traceback.print_exc()  # into the run's log, whole
@@ -179,7 +181,7 @@ class _Schedule:
     def decide(self) -> None:
         """Run every ready in-process step; the steps each adds go to the front of the waiting list."""
         while step := self.next_ready(in_process=True):
-            added = step.function(*(self.ended[before] for before in step.after), *step.args)
+            added = step.function(*(self.ended[before] for before in step.after), *step.args, **step.kwargs)
             self.ended[step] = StepResult(step, added, None, 0.0, 0.0)
             self.waiting[0:0] = added
 
