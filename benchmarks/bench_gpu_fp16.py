@@ -44,11 +44,12 @@ def prepare(folder: Path) -> None:
 
     spec = load_spec("all-minilm-l6-v2")
     source = local_source(spec, bundled_minilm())
-    variant = run(spec, source, ["fp16"], EvalOptions(quality=False, speed=False)).published[0]
+    variant = run(spec, source, ["fp16"], options=EvalOptions(quality=False, speed=False)).published[0]
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(variant.files["onnx/model_fp16.onnx"], folder / "model_fp16.onnx")
     tokenizer = AutoTokenizer.from_pretrained(model_io(spec, source).model_dir)
-    feed = model_feed(tokenizer, sample_texts("banking77", 32, split="train", seed=3), None, SEQ, pad_to_max=True)
+    feed = model_feed(tokenizer, sample_texts("banking77", 32, split="train", seed=3), None, max_length=SEQ,
+                      pad_to_max=True)
     hidden = TorchRuntime(source.path, spec.task).forward(feed)
     np.savez(folder / "reference.npz", embeddings=mean_pool(hidden, feed["attention_mask"]), **feed)
     print(f"wrote {folder}/model_fp16.onnx and {folder}/reference.npz")

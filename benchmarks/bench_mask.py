@@ -58,7 +58,7 @@ def main() -> None:
     io = model_io(spec, source)
     print("building hubforge's onnx, int8 and mnn artifacts (cached after the first run) …")
     published = {v.name: v.files for v in run(spec, source, ["onnx", "int8", "mnn"],
-                                               EvalOptions(quality=False, speed=False)).published}
+                                               options=EvalOptions(quality=False, speed=False)).published}
     export = export_fp32_onnx(spec, source, cache_dir() / cache_key(spec, source) / "export")
     texts = sample_texts("banking77", 128, split="train", seed=3)
 
@@ -81,7 +81,8 @@ def main() -> None:
             for name in pairs:
                 for fill in FILLS if round_ % 2 == 0 else FILLS[::-1]:
                     for input_, text in inputs.items():  # latency pads (or truncates) the one text to [1, 128]
-                        speed = measure_speed(encoders[name, fill], [text], (1, 128), 1, args.block, thread_count())
+                        speed = measure_speed(encoders[name, fill], [text], (1, 128), batch=1, runs=args.block,
+                                              threads=thread_count())
                         timings[name, fill, input_].append(speed.p50_ms)
             print(f"  round {round_ + 1}/{args.rounds}")
 

@@ -51,7 +51,8 @@ PEER_GOAL = 1.1  # issue 18: every hubforge int8 artifact vs its sentence-transf
 
 def fresh_process_memory(target_class, files, io_, spec, texts) -> float:
     """hubforge's inference-memory figure: the pipeline's own speed step, in a fresh worker process."""
-    result = run_step(Step("speed", target_class.name, speed_step, (target_class, files, io_, spec, texts)), silent)
+    result = run_step(Step("speed", target_class.name, speed_step, (target_class, files, io_),
+                           kwargs={"spec": spec, "texts": texts}), silent)
     if result.error:
         raise result.error
     return result.value[1].peak_mb
@@ -108,7 +109,8 @@ def static_ov_int8_variant(spec, source):
     """The ov-int8 artifact a spec gets with `static_shape: true`: pinned to [1, max_length] for latency serving
     (and Intel NPUs); padded batch-1 calls only, so its throughput on short texts is the price."""
     static_spec = spec.model_copy(update={"formats": {"ov-int8": {**spec.formats["ov-int8"], "static_shape": True}}})
-    return static_spec, run(static_spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
+    options = EvalOptions(quality=False, speed=False)
+    return static_spec, run(static_spec, source, ["ov-int8"], options=options).published[0]
 
 
 def static_ov_int8(spec, source) -> Contender:
@@ -129,7 +131,7 @@ def measure(contenders: list[Contender], texts: list[str], io_, rounds: int, blo
         contender.cosine = float(cosine_rows(vectors[0], vector).mean())
     for r in range(rounds):
         for i in [(r + k) % len(contenders) for k in range(len(contenders))]:
-            speed = measure_speed(encoders[i], texts, (1, 128), 32, block, threads)
+            speed = measure_speed(encoders[i], texts, (1, 128), batch=32, runs=block, threads=threads)
             contenders[i].p50_ms.append(speed.p50_ms)
             contenders[i].seq_per_s.append(speed.sequences_per_s)
         console.print(f"  round {r + 1}/{rounds}: " + ", ".join(f"{c.name} {c.p50_ms[-1]:.2f}" for c in contenders),
@@ -181,7 +183,7 @@ def main() -> None:
     block = max(10, args.runs // args.rounds)
 
     console.print("building hubforge artifacts (cached after the first run) …")
-    result = run(spec, source, args.formats.split(","), EvalOptions(quality=False, speed=False))
+    result = run(spec, source, args.formats.split(","), options=EvalOptions(quality=False, speed=False))
     inputs = BuildInputs(spec, source, Path(), [], io_)
     contenders = [Contender("pytorch fp32", "baseline", lambda: TorchRuntime(source.path, spec.task),
                             size_mb=sum(p.stat().st_size for p in source.path.rglob("*.safetensors")) / 1e6,

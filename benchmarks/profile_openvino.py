@@ -55,9 +55,10 @@ def profile(xml: Path, io, text: str, calls: int) -> dict:
     """Mean microseconds a call per part of the graph (and how many of its nodes ran) and per FFN layer, from
     OpenVinoRuntime compiled with PERF_COUNT; the wall p50 from hubforge's latency measurement of the runtime
     without it (the counters cost time of their own)."""
-    wall_ms = measure_speed(TextEncoder(io, OpenVinoRuntime(xml)), [text], (1, 128), 1, calls, thread_count()).p50_ms
+    wall_ms = measure_speed(TextEncoder(io, OpenVinoRuntime(xml)), [text], (1, 128), batch=1, runs=calls,
+                            threads=thread_count()).p50_ms
     counted = OpenVinoRuntime(xml, properties={"PERF_COUNT": True})
-    feed = model_feed(TextEncoder(io, counted).tokenizer, [text], None, 128, pad_to_max=True)
+    feed = model_feed(TextEncoder(io, counted).tokenizer, [text], None, max_length=128, pad_to_max=True)
     for _ in range(50):
         counted.forward(feed)
     parts, ffn = Counter(), Counter()
@@ -81,7 +82,7 @@ def main() -> None:
     spec = load_spec("all-minilm-l6-v2")
     source = local_source(spec, bundled_minilm())
     print("building ov-int8, dynamic and static (cached after the first run) …")
-    dynamic = run(spec, source, ["ov-int8"], EvalOptions(quality=False, speed=False)).published[0]
+    dynamic = run(spec, source, ["ov-int8"], options=EvalOptions(quality=False, speed=False)).published[0]
     _, static = static_ov_int8_variant(spec, source)
     io, text = model_io(spec, source), sample_texts("banking77", 1, split="train", seed=3)[0]
     xml = "openvino/openvino_model_qint8_quantized.xml"

@@ -22,7 +22,8 @@ def test_rerun_reuses_every_converted_artifact(published_minilm, api, upstream_m
     assert any(p.endswith("built.json") for p in before)
     spec = load_spec(str(minilm_test_spec(session_dir / "specs")))
     source = fetch_source(spec, api)
-    result = run(spec, source, all_formats().split(","), EvalOptions(quality=False, speed=False, consumers=False))
+    result = run(spec, source, all_formats().split(","), options=EvalOptions(quality=False, speed=False,
+                                                                             consumers=False))
     assert all(v.passed for v in result.variants)
     after = snapshot(cache)
     assert after == before, sorted(set(after.items()) ^ set(before.items()))[:5]

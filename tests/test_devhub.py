@@ -110,9 +110,9 @@ def test_state_persists_across_restarts(tmp_path):
 
     store = HubStore(tmp_path / "hub")
     store.create_repo("hubforge/persist", private=False, author="hubforge")
-    sha, _ = store.apply_commit("hubforge/persist", "main", "keep", "", "hubforge",
-                                {"f.txt": Entry(store.put_blob(b"kept"), 4, False, git_blob_oid(b"kept"))},
-                                [], None, False)
+    sha, _ = store.apply_commit("hubforge/persist", "main", "keep", message="", author="hubforge",
+                                additions={"f.txt": Entry(store.put_blob(b"kept"), 4, False, git_blob_oid(b"kept"))},
+                                deletions=[], expected_parent=None, create_pr=False)
     del store
     with DevHubThread(tmp_path / "hub", {WRITE_TOKEN: ("hubforge", "write")}) as hub:
         info = HfApi(endpoint=hub.url, token=WRITE_TOKEN).model_info("hubforge/persist")

@@ -73,9 +73,9 @@ def test_the_probe_skips_only_what_cannot_pass(published_minilm, tmp_path):
     assert target.cannot_pass(options, target.candidates(options, inputs)[1], inputs) is None
     out = tmp_path / "built"
     out.mkdir()
-    files = target.build(inputs, options, skipped, out)
+    files = target.build(inputs, options, skipped, out_dir=out)
     reference = compute_reference(io, spec, sample_texts("banking77", 32, split="train"))
-    fidelity = measure_artifact(target, files, inputs, reference).fidelity
+    fidelity = measure_artifact(target, files, inputs, reference=reference).fidelity
     assert not check_fidelity(fidelity, target.gate(options, spec)).passed
     assert fidelity.mean_cosine < 0.6, fidelity
 

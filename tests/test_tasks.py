@@ -181,7 +181,7 @@ def test_mteb_result_files_and_model_index(tmp_path):
     )
 
     scores = evaluate_tasks(HashedWords(), make_spec(classification="banking77", sts="banking77", test_sample=154))
-    paths = write_mteb_results(scores, tmp_path, "hubforge/all-minilm-l6-v2-onnx", "abc123")
+    paths = write_mteb_results(scores, tmp_path, "hubforge/all-minilm-l6-v2-onnx", revision="abc123")
     assert {p.relative_to(tmp_path).as_posix() for p in paths} == {
         "results/hubforge__all-minilm-l6-v2-onnx/abc123/Banking77Classification.json",
         "results/hubforge__all-minilm-l6-v2-onnx/abc123/banking77-intent-sts.json"}

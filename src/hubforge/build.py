@@ -20,7 +20,7 @@ def cache_key(spec: ModelSpec, source: SourceModel) -> str:
     return f"{source.sha[:12]}-{spec.digest()}-hubforge{__version__}"
 
 
-def build_candidate(target: Target, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
+def build_candidate(target: Target, inputs: BuildInputs, options: TargetOptions, *, config: CandidateConfig,
                     cache_root: Path) -> dict[str, Path]:
     """The candidate's files, from the cache when this exact build was done before."""
     folder = config.label().replace("=", "-").replace(",", "_")
@@ -32,6 +32,6 @@ def build_candidate(target: Target, inputs: BuildInputs, options: TargetOptions,
             return files
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    files = target.build(inputs, options, config, out_dir)
+    files = target.build(inputs, options, config, out_dir=out_dir)
     manifest.write_text(json.dumps({k: v.name for k, v in files.items()}))
     return files

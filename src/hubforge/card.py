@@ -140,7 +140,7 @@ def _environment() -> Environment:
 
 
 def render_cards(result: RunResult, plot: bool = False, changes: dict | None = None,
-                 community: dict | None = None) -> list[RepoCard]:
+                 *, community: dict | None = None) -> list[RepoCard]:
     """One card per published repo; formats sharing a repo (onnx, fp16, int8) share its card.
     `plot` says whether the variant chart (plot.PLOT_FILE) is published beside it; `changes` ({repo id:
     changes.Changes}) and `community` ({repo id: measurement records}) add their sections to the repos named."""

@@ -34,7 +34,7 @@ def _format_list(ctx, param, value):
         raise click.BadParameter(str(exc)) from exc
 
 
-def _resolve(model: str, formats: list[str] | None, source_dir: Path | None = None, token: str | None = None):
+def _resolve(model: str, formats: list[str] | None, source_dir: Path | None = None, *, token: str | None = None):
     """MODEL (spec id, spec file, model directory or Hub repo id) as a spec, the formats to build, the local folder."""
     from .derive import resolve_model
     from .targets import check_spec_formats
@@ -215,7 +215,7 @@ Exit status:
 @click.option("--if-changed", is_flag=True,
               help="Only publish when upstream, the spec or hubforge changed since the last publish.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON on stdout instead of a table.")
-def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_quality, no_speed, no_consumers,
+def publish(model, formats, source_dir, *, dry_run, out_dir, token, create_pr, no_quality, no_speed, no_consumers,
             if_changed, as_json):
     """Convert MODEL to every format, gate, card and push to the Hub.
 
@@ -224,12 +224,12 @@ def publish(model, formats, source_dir, dry_run, out_dir, token, create_pr, no_q
     from .pipeline import EvalOptions
     from .pipeline import publish as run_publish
 
-    spec, formats, source_dir = _resolve(model, formats, source_dir, token)
+    spec, formats, source_dir = _resolve(model, formats, source_dir, token=token)
     log = out_dir / f"{spec.id}.log"
     with _progress(spec.id, log) as report:
-        outcome = run_publish(spec, formats, source_dir, dry_run, out_dir, token, create_pr,
-                              EvalOptions(quality=not no_quality, speed=not no_speed, consumers=not no_consumers),
-                              if_changed, report)
+        options = EvalOptions(quality=not no_quality, speed=not no_speed, consumers=not no_consumers)
+        outcome = run_publish(spec, formats, source_dir, dry_run=dry_run, out_dir=out_dir, token=token,
+                              create_pr=create_pr, options=options, if_changed=if_changed, report=report)
     if outcome.result is None:
         console.print(f"{spec.id}: every repo is up to date; nothing to publish")
         return
@@ -274,15 +274,15 @@ def _show(result, as_json: bool) -> None:
         out.print(stages_table(result))
 
 
-def _measure_only(model, formats, source_dir, token, options, out_dir: Path):
+def _measure_only(model, formats, source_dir, *, token, options, out_dir: Path):
     from .hub import make_api
     from .pipeline import run
     from .source import fetch_source, local_source
 
-    spec, formats, source_dir = _resolve(model, formats, source_dir, token)
+    spec, formats, source_dir = _resolve(model, formats, source_dir, token=token)
     with _progress(spec.id, out_dir / f"{spec.id}.log") as report:
         source = local_source(spec, source_dir) if source_dir else fetch_source(spec, make_api(token))
-        return run(spec, source, formats, options, report=report)
+        return run(spec, source, formats, options=options, report=report)
 
 
 @cli.command(epilog=EXIT_CODES_HELP.replace("published (or written, with --dry-run)", "measured and passed")
@@ -296,12 +296,12 @@ def _measure_only(model, formats, source_dir, token, options, out_dir: Path):
 @click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement.")
 @click.option("--no-consumers", is_flag=True, help="Skip loading each file in the clients its card names.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(model, formats, source_dir, results_path, token, no_speed, no_consumers, as_json):
+def evaluate(model, formats, source_dir, *, results_path, token, no_speed, no_consumers, as_json):
     """Build and measure every artifact of MODEL against the fp32 reference; publish nothing."""
     from .pipeline import EvalOptions
 
     options = EvalOptions(speed=not no_speed, consumers=not no_consumers)
-    result = _measure_only(model, formats, source_dir, token, options, results_path.parent)
+    result = _measure_only(model, formats, source_dir, token=token, options=options, out_dir=results_path.parent)
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(result.as_dict(), indent=2))
     console.print(f"results written to {results_path}")
@@ -350,7 +350,7 @@ def verify_table(verification) -> Table:
 @click.option("--contribute", is_flag=True,
               help="Open a pull request adding this machine's measurements to the repo's measurements/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON on stdout.")
-def verify(repo_id, revision, formats, token, no_quality, no_speed, contribute, as_json):
+def verify(repo_id, revision, formats, *, token, no_quality, no_speed, contribute, as_json):
     """Re-measure the published REPO_ID on this machine and compare it with its card."""
     from .hub import make_api
     from .pipeline import EvalOptions
@@ -360,8 +360,8 @@ def verify(repo_id, revision, formats, token, no_quality, no_speed, contribute, 
     api = make_api(token)
     log = Path(tempfile.gettempdir()) / f"hubforge-verify-{repo_id.replace('/', '--')}.log"
     with _progress(repo_id, log) as report:
-        verification = run_verify(api, repo_id, revision, formats,
-                                  EvalOptions(quality=not no_quality, speed=not no_speed), report)
+        verification = run_verify(api, repo_id, revision, formats=formats,
+                                  options=EvalOptions(quality=not no_quality, speed=not no_speed), report=report)
     if as_json:
         out.print_json(json.dumps(verification.as_dict()))
     else:
@@ -418,14 +418,14 @@ def check_updates(models, token, as_json):
 @click.option("--token", envvar="HF_TOKEN")
 @click.option("--no-speed", is_flag=True, help="Skip latency and throughput measurement (the card says so).")
 @click.option("--no-consumers", is_flag=True, help="Skip loading each file in its clients (the card says so).")
-def card(model, formats, source_dir, out_dir, token, no_speed, no_consumers):
+def card(model, formats, source_dir, *, out_dir, token, no_speed, no_consumers):
     """Render the model cards of MODEL without publishing."""
     from .card import render_cards
     from .pipeline import EvalOptions
     from .plot import PLOT_FILE, render_variant_plot
 
     options = EvalOptions(speed=not no_speed, consumers=not no_consumers)
-    result = _measure_only(model, formats, source_dir, token, options, out_dir)
+    result = _measure_only(model, formats, source_dir, token=token, options=options, out_dir=out_dir)
     plot = render_variant_plot(result, out_dir / f"{result.spec.id}.{PLOT_FILE}")
     for repo_card in render_cards(result, plot=plot is not None):
         path = out_dir / repo_card.repo_id / "README.md"
@@ -502,7 +502,7 @@ def devhub():
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="File of TOKEN=USER:ROLE[:ORG+ORG] lines, ROLE read|write|admin (default: $DEVHUB_TOKENS, "
                    "same entries comma-separated). Never on the command line: other users see it.")
-def devhub_serve(data_dir, host, port, tokens_file):
+def devhub_serve(data_dir, host, port, *, tokens_file):
     """Serve a persistent local Hub on HOST:PORT."""
     from .devhub.auth import TokenConfigError, load_tokens
 
@@ -513,7 +513,7 @@ def devhub_serve(data_dir, host, port, tokens_file):
     except TokenConfigError as exc:
         raise click.UsageError(str(exc))
     console.print(f"devhub on http://{host}:{port}, data in {data_dir}, {len(tokens)} tokens")
-    serve(data_dir, tokens, host, port)
+    serve(data_dir, tokens, host, port=port)
 
 
 def _devhub_server():

@@ -62,7 +62,7 @@ def portuguese(split: str) -> list[str]:
 TEXT_SETS = {"banking77": lambda split: banking77(split).texts, "portuguese": portuguese}
 
 
-def sample_texts(name: str, count: int, split: str = "test", seed: int = 0) -> list[str]:
+def sample_texts(name: str, count: int, split: str = "test", *, seed: int = 0) -> list[str]:
     """A reproducible sample of real texts: calibration (test split) and fidelity (train split) sets."""
     if name not in TEXT_SETS:
         raise EvaluationError(f"unknown text set {name!r}", f"bundled text sets: {', '.join(TEXT_SETS)}")
@@ -85,7 +85,7 @@ def banking77_revision() -> str:
 
 
 def banking77_retrieval(train: LabelledTexts, test: LabelledTexts, corpus_per_intent: int = 5,
-                        seed: int = 0) -> RetrievalSet:
+                        *, seed: int = 0) -> RetrievalSet:
     """Intent retrieval: every test text is a query, relevant to the train texts of its intent in a corpus of
     `corpus_per_intent` train texts per intent."""
     rng = random.Random(seed)

@@ -36,7 +36,7 @@ def export_fp32_onnx(spec: ModelSpec, source: SourceModel, out_dir: Path) -> Pat
     Beside it, the same graph with its attention mask bounded (`model_bounded.onnx`, attention_mask.py)."""
     target = out_dir / "model.onnx"
     if not target.exists():
-        _export(spec, source, out_dir, target)
+        _export(spec, source, out_dir, target=target)
     write_bounded_export(target)
     return target
 
@@ -114,7 +114,7 @@ def _trace(spec: ModelSpec, source: SourceModel, path: Path) -> None:
     program.save(str(path), external_data=True)
 
 
-def _export(spec: ModelSpec, source: SourceModel, out_dir: Path, target: Path) -> None:
+def _export(spec: ModelSpec, source: SourceModel, out_dir: Path, *, target: Path) -> None:
     import onnx
 
     tmp = out_dir / "export-tmp"

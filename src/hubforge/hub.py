@@ -103,7 +103,7 @@ def retry_budget_s() -> float:
 
 
 def with_retries(action: Callable[[], T], doing: str, budget_s: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+                 *, sleep: Callable[[float], None] = time.sleep) -> T:
     """Run an idempotent Hub action, retrying 408/429/5xx and dropped connections with backoff and Retry-After,
     within a bounded total time; any other HTTP error becomes a one-line HubError at once."""
     deadline = time.monotonic() + (retry_budget_s() if budget_s is None else budget_s)

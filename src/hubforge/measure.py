@@ -35,7 +35,7 @@ class MeasuredArtifact:
 
 
 def measure_artifact(target: Target, files: dict[str, Path], inputs: BuildInputs,
-                     reference: Reference) -> MeasuredArtifact:
+                     *, reference: Reference) -> MeasuredArtifact:
     encoder = target.encoder(files, inputs.io)
     outputs = encoder.outputs(reference.fidelity_texts, inputs.spec.query_prefix)
     return MeasuredArtifact(files, outputs, measure_fidelity(reference.outputs, outputs), encoder,
@@ -43,7 +43,7 @@ def measure_artifact(target: Target, files: dict[str, Path], inputs: BuildInputs
 
 
 def evaluation_encoder(target: Target, artifact: MeasuredArtifact, inputs: BuildInputs,
-                       reference: Reference) -> tuple[TextEncoder, str]:
+                       *, reference: Reference) -> tuple[TextEncoder, str]:
     """The encoder task evaluation runs on, and a note for the card when it is not the measured one: a cheaper
     view of the same graph is used only where its outputs on the fidelity texts agree with the artifact's
     (cosine >= 0.9995 per text, or scores within 1e-3); the agreement is stated."""

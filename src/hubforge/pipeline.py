@@ -69,7 +69,7 @@ class EvalOptions:
 
 # --- the steps; each runs in a worker process of its own (workers.py) -------------------------------------------
 
-def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Report) -> ModelIO:
+def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, *, report: Report) -> ModelIO:
     """The task checks (every task exists, suits the model, has its data reachable) and the model's own pipeline
     (pooling, normalisation), before anything is converted: in a worker, as they load mteb and sentence-transformers,
     which the coordinating process then never holds."""
@@ -79,7 +79,7 @@ def prepare_step(spec: ModelSpec, source: SourceModel, quality: bool, report: Re
 
 
 def reference_step(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
-                   report: Report) -> tuple[Reference, Hardware]:
+                   *, report: Report) -> tuple[Reference, Hardware]:
     """The model's own fp32 pipeline on the fidelity texts: what every build is measured against."""
     report("reference: the model's own fp32 pipeline", decision=True)
     return compute_reference(io, spec, fidelity_texts), fingerprint()
@@ -108,7 +108,7 @@ def reference_tasks_step(io: ModelIO, spec: ModelSpec, report: Report) -> Evalua
     return _evaluated(ReferenceEncoder(io), spec)
 
 
-def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, report: Report) -> Path:
+def export_step(spec: ModelSpec, source: SourceModel, out_dir: Path, *, report: Report) -> Path:
     report("export: fp32 ONNX", decision=True)
     return export_fp32_onnx(spec, source, out_dir)
 
@@ -126,7 +126,7 @@ class FormatOutcome:
     fixed_shape: bool = False  # the format's `Target.is_fixed_shape` under the spec's options
 
 
-def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, cache_root: Path,
+def build_step(target_class: type[Target], inputs: BuildInputs, reference: Reference, *, cache_root: Path,
                earlier: tuple[Attempt, ...] = (), report: Report = silent) -> FormatOutcome:
     """Build → measure → gate each candidate in order until one passes; any exception is a failed attempt, and a
     candidate a probe shows cannot pass is skipped unbuilt (recorded with the probe's reason). The first built
@@ -155,7 +155,7 @@ def build_step(target_class: type[Target], inputs: BuildInputs, reference: Refer
             return FormatOutcome(name, target_class, gate, attempts, artifact, fixed_shape=fixed)
         if files and not searched and isinstance(options, SearchOptions) and options.search_builds:
             searched = True
-            found = keep_search(trial, config, files, attempts)
+            found = keep_search(trial, config, files, attempts=attempts)
             if found is not None:
                 return FormatOutcome(name, target_class, gate, attempts, *found, fixed_shape=fixed)
     return FormatOutcome(name, target_class, gate, attempts, None)
@@ -183,9 +183,9 @@ class Trial:
         self.report(f"{name}: building {label}")
         files = None
         try:
-            files = build_candidate(self.target, self.inputs, self.options, config, self.cache_root)
+            files = build_candidate(self.target, self.inputs, self.options, config=config, cache_root=self.cache_root)
             release_memory()  # what the converter freed goes back before the runtime opens the artifact
-            artifact = measure_artifact(self.target, files, self.inputs, self.reference)
+            artifact = measure_artifact(self.target, files, self.inputs, reference=self.reference)
         except Exception as exc:
             log_failure(f"{name}: {label}")
             self.report(f"{name}: {label} → failed: {failure(exc)}", decision=True)
@@ -201,14 +201,14 @@ class Trial:
 
 
 def keep_search(trial: Trial, base, files: dict[str, Path],
-                attempts: list[Attempt]) -> tuple[MeasuredArtifact, KeptPrecise] | None:
+                *, attempts: list[Attempt]) -> tuple[MeasuredArtifact, KeptPrecise] | None:
     """The accuracy-aware search from `base`, a built candidate that missed its gate: the target ranks its nodes by
     the error each causes, and `search_kept` finds the fewest top-ranked ones to keep precise that pass, in a
     bounded number of builds. Every build is an attempt (appended to `attempts`, the chosen one last; a passing
     build that keeps more nodes than the chosen one is recorded as not kept); returns the chosen artifact."""
     target = trial.target
     try:
-        ranking = target.sensitivity(trial.options, trial.inputs, base, files)
+        ranking = target.sensitivity(trial.options, trial.inputs, base, files=files)
     except Exception as exc:
         log_failure(f"{target.name}: ranking the nodes")
         trial.report(f"{target.name}: ranking the nodes failed → {failure(exc)}", decision=True)
@@ -259,23 +259,23 @@ def _variant(outcome: FormatOutcome, **measured) -> VariantResult:
     return VariantResult(**{"passed": True, "gate": "pass", **fields, **measured})
 
 
-def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference, report: Report) -> Evaluated:
+def evaluate_step(outcome: FormatOutcome, inputs: BuildInputs, reference: Reference, *, report: Report) -> Evaluated:
     """Task scores of a format's passing artifact."""
     report(f"evaluate: {outcome.name}", decision=True)
-    encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference)
+    encoder, note = evaluation_encoder(outcome.target(), outcome.passed, inputs, reference=reference)
     return _evaluated(encoder, inputs.spec, note)
 
 
 def swap_step(reference: RetrievalEmbeddings, artifacts: dict[str, RetrievalEmbeddings], thresholds: dict[str, float],
-              spec: ModelSpec, report: Report) -> dict[str, SwapSafety]:
+              *, spec: ModelSpec, report: Report) -> dict[str, SwapSafety]:
     """Swap safety of every evaluated variant: its queries against the fp32 index and the reverse."""
     report("swap safety: each variant's embeddings mixed with fp32's")
     ndcg_fp32 = retrieval_scores(reference, reference, spec)["ndcg_at_10"]
-    return {name: swap_safety(reference, embeddings, spec, thresholds[name], ndcg_fp32)
+    return {name: swap_safety(reference, embeddings, spec, threshold=thresholds[name], ndcg_fp32=ndcg_fp32)
             for name, embeddings in artifacts.items()}
 
 
-def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: ModelIO, spec: ModelSpec,
+def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: ModelIO, *, spec: ModelSpec,
                texts: list[str], report: Report) -> tuple[Speed, Memory]:
     """Memory, then latency and throughput, of one artifact (or, with no target, the fp32 PyTorch model) in a
     fresh process on an otherwise idle machine."""
@@ -289,23 +289,24 @@ def speed_step(target_class: type[Target] | None, files: dict[str, Path], io: Mo
     shapes = [spec.evaluation.latency_shape, (spec.evaluation.throughput_batch, spec.max_length)]
     runtime, memory = measure_memory(load, shapes)
     speed = measure_speed(TextEncoder(io, runtime), texts, spec.evaluation.latency_shape,
-                          spec.evaluation.throughput_batch, spec.evaluation.timed_runs, thread_count(),
-                          spec.evaluation.timed_seconds)
+                          batch=spec.evaluation.throughput_batch, runs=spec.evaluation.timed_runs,
+                          threads=thread_count(), seconds=spec.evaluation.timed_seconds)
     return speed, memory
 
 
-def time_variants(reference_row: VariantResult, variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec,
-                  texts: list[str], *, threads: int | None, report: Report) -> tuple[VariantResult, list]:
+def time_variants(reference_row: VariantResult, variants: dict[str, VariantResult], io: ModelIO, *, spec: ModelSpec,
+                  texts: list[str], threads: int | None, report: Report) -> tuple[VariantResult, list]:
     """Speed and memory of the reference and every passing variant, one at a time; a searched variant's fully
     quantized build is timed in the same run, so the card can say what keeping nodes precise cost. Updates
     `variants` in place; returns the timed reference row and the steps."""
     timed = [reference_row] + [v for v in variants.values() if v.passed]
     searched = [v for v in timed if v.kept]
+    measured_on = {"spec": spec, "texts": texts}
     runs = run_graph([Step("speed", "fp32" if v is reference_row else v.name, speed_step,
-                           (type(get_target(v.name)) if v is not reference_row else None, v.files, io, spec, texts),
-                           threads) for v in timed]
+                           (type(get_target(v.name)) if v is not reference_row else None, v.files, io), threads,
+                           kwargs=measured_on) for v in timed]
                      + [Step("speed", f"{v.name} fully quantized", speed_step,
-                             (type(get_target(v.name)), v.kept.base_files, io, spec, texts), threads)
+                             (type(get_target(v.name)), v.kept.base_files, io), threads, kwargs=measured_on)
                         for v in searched], report)
     for variant, run in zip(timed, runs):
         measured = (dict(zip(("speed", "memory"), run.value)) if not run.error else
@@ -324,10 +325,10 @@ def time_variants(reference_row: VariantResult, variants: dict[str, VariantResul
     return reference_row, runs
 
 
-def consumers_step(variants: list[VariantResult], targets: dict[str, type[Target]], io: ModelIO, spec: ModelSpec,
+def consumers_step(variants: list[VariantResult], targets: dict[str, type[Target]], io: ModelIO, *, spec: ModelSpec,
                    report: Report) -> dict[str, list[ClientCheck]]:
     """Every passing file loaded in the clients its card names, from the repo's own layout (the consumer matrix)."""
-    return check_consumers(variants, targets, io, spec, report)
+    return check_consumers(variants, targets, io, spec=spec, report=report)
 
 
 def with_consumers(variant: VariantResult, checks: list[ClientCheck]) -> VariantResult:
@@ -340,13 +341,13 @@ def with_consumers(variant: VariantResult, checks: list[ClientCheck]) -> Variant
                    gate=f"fails in {first.client} ({first.file}): {first.detail}")
 
 
-def check_variants_in_clients(variants: dict[str, VariantResult], targets: dict[str, type[Target]], io: ModelIO,
-                              spec: ModelSpec, *, threads: int, report: Report) -> StepResult:
+def check_variants_in_clients(variants: dict[str, VariantResult], targets: dict[str, type[Target]], io: ModelIO, *,
+                              spec: ModelSpec, threads: int, report: Report) -> StepResult:
     """The consumer matrix of the passing variants, applied to `variants` (see `with_consumers`). `targets` are
     classes: they travel to the worker, which imports their modules (a format defined outside hubforge too)."""
     passing = [v for v in variants.values() if v.passed]
-    done = run_step(Step("evaluate", "every file in its clients", consumers_step, (passing, targets, io, spec),
-                         threads, label="consumers"), report)
+    done = run_step(Step("evaluate", "every file in its clients", consumers_step, (passing, targets, io), threads,
+                         label="consumers", kwargs={"spec": spec}), report)
     for variant in passing:
         if done.error:
             variants[variant.name] = replace(variant, passed=False,
@@ -357,24 +358,24 @@ def check_variants_in_clients(variants: dict[str, VariantResult], targets: dict[
 
 
 def check_swap_safety(variants: dict[str, VariantResult], reference: RetrievalEmbeddings,
-                      mixed: dict[str, RetrievalEmbeddings], spec: ModelSpec, *, threads: int,
+                      mixed: dict[str, RetrievalEmbeddings], *, spec: ModelSpec, threads: int,
                       report: Report) -> StepResult:
     """Swap safety of the variants in `mixed`, recorded on `variants` (a failure to compute it is stated, and
     publishes nothing less: it describes the file, it does not gate it)."""
     thresholds = {name: variants[name].gate_thresholds["min_retention"] for name in mixed}
-    done = run_step(Step("evaluate", "swap safety (all variants)", swap_step, (reference, mixed, thresholds, spec),
-                         threads, label="swap safety"), report)
+    done = run_step(Step("evaluate", "swap safety (all variants)", swap_step, (reference, mixed, thresholds), threads,
+                         label="swap safety", kwargs={"spec": spec}), report)
     for name in mixed:
         variants[name] = replace(variants[name], swap=None if done.error else done.value[name],
                                  swap_error=failure(done.error) if done.error else "")
     return done
 
 
-def mteb_results_step(scores: dict[str, list], out_dir: Path, model_name: str, report: Report) -> None:
+def mteb_results_step(scores: dict[str, list], out_dir: Path, model_name: str, *, report: Report) -> None:
     """mteb's own result files of every evaluated variant ({revision label: its TaskScores}); in a worker, whose
     server has mteb imported (the coordinating process would spend seconds importing it for a few small files)."""
     for revision, tasks in scores.items():
-        write_mteb_results(tasks, out_dir, model_name, revision)
+        write_mteb_results(tasks, out_dir, model_name, revision=revision)
 
 
 class FormatSearch:
@@ -393,8 +394,8 @@ class FormatSearch:
         """The next round's build, and the gate on what it built."""
         self.rounds += 1
         subject = self.target.name + (f" #{self.rounds}" if self.rounds > 1 else "")
-        build = Step("build", subject, build_step, (self.target, self.inputs, self.reference, self.cache_root,
-                                                    earlier), self.threads)
+        build = Step("build", subject, build_step, (self.target, self.inputs, self.reference), self.threads,
+                     kwargs={"cache_root": self.cache_root, "earlier": earlier})
         return [build, Step("gate", f"{subject} fidelity", self.built, after=(build,), in_process=True)]
 
     def built(self, done: StepResult) -> list[Step]:
@@ -462,7 +463,7 @@ def _raise(result: StepResult, what: str, hint: str) -> None:
     raise HubforgeError(f"{what}: {failure(result.error)}", hint) from result.error
 
 
-def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalOptions = EvalOptions(),
+def run(spec: ModelSpec, source: SourceModel, formats: list[str], *, options: EvalOptions = EvalOptions(),
         report: Report = silent, cache_root: Path | None = None) -> RunResult:
     """reference outputs ∥ export → build each format, the reference's task scores beside them → evaluate each
     passing one → swap safety, the consumer check → speed and memory, one at a time."""
@@ -476,25 +477,27 @@ def run(spec: ModelSpec, source: SourceModel, formats: list[str], options: EvalO
     cache_root, lanes = cache_root or cache_dir(), lanes_for(source)
     share = max(1, options.threads // lanes)
     fidelity_texts = sample_texts(spec.evaluation.fidelity_texts, spec.evaluation.fidelity_samples, split="train")
-    inputs, reference, hardware, steps = reference_and_export(io, spec, source, fidelity_texts, cache_root=cache_root,
-                                                              lanes=lanes, threads=share, report=report)
-    phase = FormatsPhase(targets, inputs, reference, options, cache_root=cache_root, threads=share, report=report)
+    inputs, reference, hardware, steps = reference_and_export(io, spec, source, fidelity_texts=fidelity_texts,
+                                                              cache_root=cache_root, lanes=lanes, threads=share,
+                                                              report=report)
+    phase = FormatsPhase(targets, inputs, reference, options=options, cache_root=cache_root, threads=share,
+                         report=report)
     steps = [prepared, *steps, *phase.run(lanes)]
     variants = phase.variants()
-    steps += check_passing_variants(phase, variants, io, spec, options, report)
+    steps += check_passing_variants(phase, variants, io, spec=spec, options=options, report=report)
     reference_row = VariantResult(
         name="fp32 (PyTorch)", runtime="pytorch", precision="fp32", target_hardware="reference", cpu_target=True,
         repo_suffix=None, passed=True, gate="reference", config={}, attempts=[], fidelity=None,
         tasks=phase.reference.tasks if phase.reference else [], size_bytes=source.weights_bytes)
     if options.speed:
-        reference_row, timing_steps = time_variants(reference_row, variants, io, spec, fidelity_texts,
+        reference_row, timing_steps = time_variants(reference_row, variants, io, spec=spec, texts=fidelity_texts,
                                                     threads=options.threads, report=report)
         steps += timing_steps
     return RunResult(spec, source, hardware, reference_row, [variants[t.name] for t in targets], list(formats),
                      options.skipped(), tuple(step.record() for step in steps))
 
 
-def reference_and_export(io: ModelIO, spec: ModelSpec, source: SourceModel, fidelity_texts: list[str], *,
+def reference_and_export(io: ModelIO, spec: ModelSpec, source: SourceModel, *, fidelity_texts: list[str],
                          cache_root: Path, lanes: int, threads: int,
                          report: Report) -> tuple[BuildInputs, Reference, Hardware, list[StepResult]]:
     """The reference's outputs on the fidelity texts beside the fp32 ONNX export; what every format builds from."""
@@ -519,8 +522,8 @@ class FormatsPhase:
     """Every format's search and the reference's task scores, as one step graph run on the phase's lanes; the
     reference's scores are computed beside the first builds, which need only the reference's outputs."""
 
-    def __init__(self, targets: list[type[Target]], inputs: BuildInputs, reference: Reference, options: EvalOptions,
-                 *, cache_root: Path, threads: int, report: Report):
+    def __init__(self, targets: list[type[Target]], inputs: BuildInputs, reference: Reference, *, options: EvalOptions,
+                 cache_root: Path, threads: int, report: Report):
         self.baseline = (Step("evaluate", "fp32", reference_tasks_step, (inputs.io, inputs.spec), threads)
                          if options.quality else None)
         self.searches = [FormatSearch(target, inputs, reference, baseline=self.baseline, cache_root=cache_root,
@@ -540,7 +543,7 @@ class FormatsPhase:
         return {search.target.name: search.variant for search in self.searches}
 
 
-def check_passing_variants(phase: FormatsPhase, variants: dict[str, VariantResult], io: ModelIO, spec: ModelSpec,
+def check_passing_variants(phase: FormatsPhase, variants: dict[str, VariantResult], io: ModelIO, *, spec: ModelSpec,
                            options: EvalOptions, report: Report) -> list[StepResult]:
     """Swap safety (each passing variant's retrieval vectors mixed with fp32's), then every passing file in its
     clients; `variants` (the phase's) is updated in place."""
@@ -548,10 +551,11 @@ def check_passing_variants(phase: FormatsPhase, variants: dict[str, VariantResul
     steps = []
     mixed = {s.target.name: s.retrieval for s in phase.searches if s.variant.passed and s.retrieval is not None}
     if phase.reference and phase.reference.retrieval is not None and mixed:
-        steps.append(check_swap_safety(variants, phase.reference.retrieval, mixed, spec, threads=options.threads,
+        steps.append(check_swap_safety(variants, phase.reference.retrieval, mixed, spec=spec, threads=options.threads,
                                        report=report))
     if options.consumers and any(v.passed for v in variants.values()):
-        steps.append(check_variants_in_clients(variants, targets, io, spec, threads=options.threads, report=report))
+        steps.append(check_variants_in_clients(variants, targets, io, spec=spec, threads=options.threads,
+                                               report=report))
     return steps
 
 
@@ -593,9 +597,8 @@ def previous_publication(api, result: RunResult, report: Report) -> tuple[dict, 
 
 
 def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path | None = None,
-            dry_run: bool = False, out_dir: Path = Path("out"), token: str | None = None, create_pr: bool = False,
-            options: EvalOptions = EvalOptions(), if_changed: bool = False,
-            report: Report = silent) -> PublishOutcome:
+            *, dry_run: bool = False, out_dir: Path = Path("out"), token: str | None = None, create_pr: bool = False,
+            options: EvalOptions = EvalOptions(), if_changed: bool = False, report: Report = silent) -> PublishOutcome:
     """Measure every format, then card, plot, plan and either write the repos (dry run) or push them."""
     from .card import render_cards
     from .hub import make_api
@@ -608,24 +611,24 @@ def publish(spec: ModelSpec, formats: list[str] | None = None, source_dir: Path 
     api = make_api(token)
     if not dry_run:
         check_write_access(api)
-    if if_changed and not _stale_repos(api, spec, formats, report):
+    if if_changed and not _stale_repos(api, spec, formats, report=report):
         return PublishOutcome(None)
     source = local_source(spec, source_dir) if source_dir else fetch_source(spec, api)
     report(f"source {source.repo_id} @ {source.sha[:12]} ({source.path})", decision=True)
-    result = run(spec, source, formats, options, report)
+    result = run(spec, source, formats, options=options, report=report)
 
     changes, community = ({}, {}) if dry_run else previous_publication(api, result, report)
     plot = render_variant_plot(result, out_dir / f"{spec.id}.{PLOT_FILE}")
     cards = render_cards(result, plot=plot is not None, changes=changes, community=community)
-    plans = plan_repos(result, cards, plot, changes)
-    results_path = write_results(result, changes, out_dir, report)
+    plans = plan_repos(result, cards, plot, changes=changes)
+    results_path = write_results(result, changes, out_dir, report=report)
     if dry_run:
         return PublishOutcome(result, results_path, written=write_local(plans, out_dir))
     pushed = push_plans(api, plans, changes, create_pr=create_pr, report=report)
     return PublishOutcome(result, results_path, pushed=pushed, changes=changes)
 
 
-def _stale_repos(api, spec: ModelSpec, formats: list[str], report: Report) -> list:
+def _stale_repos(api, spec: ModelSpec, formats: list[str], *, report: Report) -> list:
     """--if-changed: the repos whose upstream, spec or hubforge changed since their last publication."""
     from .updates import check_spec
 
@@ -635,7 +638,7 @@ def _stale_repos(api, spec: ModelSpec, formats: list[str], report: Report) -> li
     return stale
 
 
-def write_results(result: RunResult, changes: dict, out_dir: Path, report: Report) -> Path:
+def write_results(result: RunResult, changes: dict, out_dir: Path, *, report: Report) -> Path:
     """<out>/<model>.results.json, and mteb's own result files of every evaluated variant under mteb-results/."""
     spec = result.spec
     results_path = out_dir / f"{spec.id}.results.json"

@@ -57,7 +57,7 @@ def repo_results(result: RunResult, suffix: str) -> dict:
 
 
 def plan_repos(result: RunResult, cards: list[RepoCard], plot: Path | None = None,
-               changes: dict | None = None) -> list[RepoPlan]:
+               *, changes: dict | None = None) -> list[RepoPlan]:
     """`changes`: {repo id: changes.Changes against its previous publication}, carried in its results.json."""
     plans = []
     for card in cards:

@@ -63,7 +63,7 @@ class Reference:
 
 
 def compute_reference(io: ModelIO, spec: ModelSpec, fidelity_texts: list[str],
-                      encoder: ReferenceEncoder | None = None) -> Reference:
+                      *, encoder: ReferenceEncoder | None = None) -> Reference:
     encoder = encoder or ReferenceEncoder(io)
     return Reference(fidelity_texts, encoder.outputs(fidelity_texts, spec.query_prefix))
 

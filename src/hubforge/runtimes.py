@@ -89,7 +89,7 @@ class TorchRuntime:
     provider = "cpu"
 
     def __init__(self, model_dir: Path | None = None, task: str = "sentence-embedding", model=None,
-                 trust_remote_code: bool = False):
+                 *, trust_remote_code: bool = False):
         import torch
         from transformers import AutoModel, AutoModelForSequenceClassification
 
@@ -285,7 +285,7 @@ class LlamaCppRuntime:
         return self.embed_tokens(feed["input_ids"].tolist())
 
 
-def model_feed(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int,
+def model_feed(tokenizer, texts: list[str], pairs: list[str] | None, *, max_length: int,
                pad_to_max: bool) -> dict[str, np.ndarray]:
     """The int64 inputs the tokenizer gives; each runtime picks the ones its model takes (`feed_for`).
     Used for inference and for calibration alike, so both see the same inputs."""
@@ -373,7 +373,8 @@ class TextEncoder:
 
     def tokenize(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
         static = self.runtime.static_shape
-        return model_feed(self.tokenizer, texts, pairs, static[1] if static else self.io.max_length, bool(static))
+        return model_feed(self.tokenizer, texts, pairs, max_length=static[1] if static else self.io.max_length,
+                          pad_to_max=bool(static))
 
     def _run(self, texts: list[str], pairs: list[str] | None):
         for start in range(0, len(texts), self.batch_size):

@@ -164,23 +164,22 @@ class LocalRow:
                            "sample": t.sample} for t in self.tasks]}
 
 
-def measure_variant(variant: dict, folder: Path, inputs: BuildInputs, reference: Reference,
-                    options: EvalOptions, report: Report) -> LocalRow:
+def measure_variant(variant: dict, folder: Path, inputs: BuildInputs, *, reference: Reference, options: EvalOptions,
+                    report: Report) -> LocalRow:
     """Load the published files in the variant's own runtime and measure them as the publisher did: fidelity and
     tasks here, speed and memory in a fresh worker process."""
     target = get_target(variant["name"])
     files = {path: folder / path for path in variant["files"]}
-    artifact = measure_artifact(target, files, inputs, reference)
+    artifact = measure_artifact(target, files, inputs, reference=reference)
     provider, spec = artifact.encoder.runtime.provider, inputs.spec
     tasks = []
     if options.quality:
-        encoder, _ = evaluation_encoder(target, artifact.closed(), inputs, reference)
+        encoder, _ = evaluation_encoder(target, artifact.closed(), inputs, reference=reference)
         tasks = evaluate_tasks(encoder, spec)
     speed = memory = None
     if options.speed:
-        timing = run_step(Step("speed", variant["name"], speed_step,
-                               (type(target), files, inputs.io, spec, reference.fidelity_texts), options.threads),
-                          report)
+        timing = run_step(Step("speed", variant["name"], speed_step, (type(target), files, inputs.io), options.threads,
+                               kwargs={"spec": spec, "texts": reference.fidelity_texts}), report)
         if timing.error:
             raise timing.error
         speed, memory = timing.value
@@ -281,7 +280,7 @@ def _selected(variants: list[dict], formats: list[str] | None, repo_id: str) -> 
     return [v for v in variants if v["name"] in formats]
 
 
-def verify(api: HfApi, repo_id: str, revision: str | None = None, formats: list[str] | None = None,
+def verify(api: HfApi, repo_id: str, revision: str | None = None, *, formats: list[str] | None = None,
            options: EvalOptions = EvalOptions(), report: Report = silent) -> Verification:
     report(f"download {repo_id}@{revision or 'main'}")
     folder, commit = download_repo(api, repo_id, revision)
@@ -299,7 +298,7 @@ def verify(api: HfApi, repo_id: str, revision: str | None = None, formats: list[
     for variant in _selected(card["variants"], formats, repo_id):
         report(f"measure: {variant['name']}")
         try:
-            row = measure_variant(variant, folder, inputs, reference, options, report)
+            row = measure_variant(variant, folder, inputs, reference=reference, options=options, report=report)
         except HubforgeError:
             raise
         except Exception as exc:

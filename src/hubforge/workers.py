@@ -120,7 +120,7 @@ def _to_log(path: str, name: str) -> None:
     print(f"=== {name} (pid {os.getpid()})", flush=True)
 
 
-def _child(connection, step: Step, quiet: bool, log_path: str | None) -> None:
+def _child(connection, step: Step, *, quiet: bool, log_path: str | None) -> None:
     """A worker: `step` arrives without its `after` (a decision step's bound method would drag its owner along)."""
     from .process_memory import peak_mb
     from .quiet import quiet_libraries
@@ -201,8 +201,8 @@ def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepRes
             schedule.decide()
             while len(running) < lanes and (step := schedule.next_ready(in_process=False)):
                 receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_child, args=(sender, replace(step, after=()), quiet, log_path),
-                                          name=f"hubforge {step.name}")
+                process = context.Process(target=_child, args=(sender, replace(step, after=())),
+                                          kwargs={"quiet": quiet, "log_path": log_path}, name=f"hubforge {step.name}")
                 process.start()
                 sender.close()
                 running[receiver] = (step, process, time.perf_counter())
@@ -210,7 +210,8 @@ def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepRes
             if not running:
                 break
             for receiver in wait(list(running)):
-                result = _receive(receiver, *running[receiver], report)
+                step, process, start = running[receiver]
+                result = _receive(receiver, step, process, start=start, report=report)
                 if result is not None:
                     del running[receiver]
                     schedule.ended[result.step] = result
@@ -223,7 +224,7 @@ def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepRes
     return [schedule.ended[step] for step in started]
 
 
-def _receive(receiver, step: Step, process, start: float, report: Report) -> StepResult | None:
+def _receive(receiver, step: Step, process, *, start: float, report: Report) -> StepResult | None:
     """A worker's next message: a progress line (reported; None), or its step's result."""
     try:
         kind, *payload = receiver.recv()

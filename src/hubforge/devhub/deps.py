@@ -41,18 +41,18 @@ class DevHubState:
                     return fault.model_copy()
         return None
 
-    def _upload_signature(self, repo_key: str, oid: str, size: int, expires: int) -> str:
+    def _upload_signature(self, repo_key: str, oid: str, size: int, *, expires: int) -> str:
         message = f"{repo_key}\n{oid}\n{size}\n{expires}".encode()
         return hmac.new(self.upload_key, message, hashlib.sha256).hexdigest()
 
     def upload_query(self, repo_key: str, oid: str, size: int) -> str:
         """The proof an LFS upload link carries: huggingface_hub PUTs to it without an Authorization header."""
         expires = int(time.time()) + UPLOAD_LINK_TTL_S
-        signature = self._upload_signature(repo_key, oid, size, expires)
+        signature = self._upload_signature(repo_key, oid, size, expires=expires)
         return urlencode({"repo": repo_key, "size": size, "expires": expires, "signature": signature})
 
-    def upload_allowed(self, repo_key: str, oid: str, size: int, expires: int, signature: str) -> bool:
-        expected = self._upload_signature(repo_key, oid, size, expires)
+    def upload_allowed(self, repo_key: str, oid: str, size: int, *, expires: int, signature: str) -> bool:
+        expected = self._upload_signature(repo_key, oid, size, expires=expires)
         return expires >= time.time() and hmac.compare_digest(expected, signature)
 
 

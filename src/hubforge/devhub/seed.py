@@ -9,7 +9,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 MINILM_REPO = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def seed_folder(api: HfApi, repo_id: str, folder: Path, message: str = "Upload model") -> str:
+def seed_folder(api: HfApi, repo_id: str, folder: Path, *, message: str = "Upload model") -> str:
     """Create `repo_id` if needed and commit every file of `folder`; returns the commit sha."""
     api.create_repo(repo_id, exist_ok=True)
     operations = [

@@ -69,7 +69,7 @@ def create_app(data_dir: Path, tokens: Mapping[str, TokenGrant | tuple]) -> Fast
     return app
 
 
-def serve(data_dir: Path, tokens: Mapping[str, TokenGrant], host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(data_dir: Path, tokens: Mapping[str, TokenGrant], host: str = "127.0.0.1", *, port: int = 8765) -> None:
     import uvicorn
 
     uvicorn.run(create_app(data_dir, tokens), host=host, port=port, log_level="warning")

@@ -122,7 +122,7 @@ class HubStore:
             tmp.replace(path)
         return sha256
 
-    def put_lfs_stream(self, repo_id: str, expected_sha256: str, expected_size: int, chunks) -> None:
+    def put_lfs_stream(self, repo_id: str, expected_sha256: str, expected_size: int, *, chunks) -> None:
         """Store an LFS upload for `repo_id` only if its content has the announced oid and size."""
         digest = hashlib.sha256()
         tmp = self.blob_dir / f"upload-{expected_sha256}-{threading.get_ident()}-{time.monotonic_ns()}"
@@ -162,7 +162,8 @@ class HubStore:
             gitattributes = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in sorted(LFS_SUFFIXES))
             data = gitattributes.encode()
             entry = Entry(self.put_blob(data), len(data), False, git_blob_oid(data))
-            oid = self._insert_commit(repo_id, None, "initial commit", "", author, {".gitattributes": entry})
+            oid = self._insert_commit(repo_id, None, "initial commit", message="", author=author,
+                                      tree={".gitattributes": entry})
             self._db.execute("INSERT INTO refs VALUES (?, 'branch', 'main', ?)", (repo_id, oid))
             self._db.execute("COMMIT")
             return True
@@ -235,7 +236,7 @@ class HubStore:
             current = commit.parent
         return commits
 
-    def _insert_commit(self, repo_id, parent, title, message, author, tree: dict[str, Entry]) -> str:
+    def _insert_commit(self, repo_id, parent, title, *, message, author, tree: dict[str, Entry]) -> str:
         created = now_iso()
         tree_json = json.dumps({p: e.as_json() for p, e in sorted(tree.items())}, sort_keys=True)
         oid = hashlib.sha1(f"{repo_id}\n{parent}\n{title}\n{message}\n{created}\n{tree_json}".encode()).hexdigest()
@@ -250,6 +251,7 @@ class HubStore:
         repo_id: str,
         revision: str,
         title: str,
+        *,
         message: str,
         author: str,
         additions: dict[str, Entry],
@@ -266,13 +268,13 @@ class HubStore:
         if create_pr and kind != "branch":
             raise RefusedTarget("a pull request starts from a branch")
         with self._lock:
-            head = self._branch_head(repo_id, revision, kind, name)
+            head = self._branch_head(repo_id, revision, kind, name=name)
             if expected_parent is not None and expected_parent != head:
                 raise ConflictError(f"{revision} is at {head}, not at parent commit {expected_parent}")
             tree = _changed_tree(dict(self.commit(head).tree), additions, deletions)
             self._db.execute("BEGIN")
             try:
-                oid = self._insert_commit(repo_id, head, title, message, author, tree)
+                oid = self._insert_commit(repo_id, head, title, message=message, author=author, tree=tree)
                 pr_num = self._open_pr(repo_id, oid) if create_pr else None
                 if not create_pr:
                     self._db.execute(
@@ -284,7 +286,7 @@ class HubStore:
                 raise
             return oid, pr_num
 
-    def _branch_head(self, repo_id: str, revision: str, kind: str, name: str) -> str:
+    def _branch_head(self, repo_id: str, revision: str, kind: str, *, name: str) -> str:
         """The commit a branch or pull request points at; a tag, a commit oid or an unknown ref is refused."""
         head = self._ref(repo_id, kind, name)
         if head is None:
@@ -301,7 +303,7 @@ class HubStore:
         self._db.execute("INSERT INTO refs VALUES (?, 'pr', ?, ?)", (repo_id, str(number), oid))
         return number
 
-    def create_ref(self, repo_id: str, kind: str, name: str, oid: str) -> bool:
+    def create_ref(self, repo_id: str, kind: str, name: str, *, oid: str) -> bool:
         """Create a tag or branch; False if one of that name exists."""
         with self._lock:
             if self._ref(repo_id, kind, name) is not None:

@@ -294,7 +294,7 @@ def _agreement(reference: np.ndarray, got: np.ndarray, cross: bool) -> tuple[flo
     return float(rows.mean()), float(rows.min())
 
 
-def _check(request: ClientRequest, outcome: Outcome, reference: np.ndarray, own: np.ndarray) -> ClientCheck:
+def _check(request: ClientRequest, outcome: Outcome, reference: np.ndarray, *, own: np.ndarray) -> ClientCheck:
     """`reference`: the fp32 pipeline's outputs; `own`: the file's in hubforge's runtime."""
     cross = request.pairs is not None
     metric = "Spearman" if cross else "mean cosine"
@@ -311,14 +311,14 @@ def _check(request: ClientRequest, outcome: Outcome, reference: np.ndarray, own:
                        f"{metric} {agreement:.4f} against the file's own outputs, below {MIN_AGREEMENT[metric]}")
 
 
-def _own_outputs(variant, target, io: ModelIO, texts: list[str], pairs: list[str] | None) -> np.ndarray:
+def _own_outputs(variant, target, io: ModelIO, *, texts: list[str], pairs: list[str] | None) -> np.ndarray:
     """The file's outputs in the runtime hubforge measured it with (its target's `load`)."""
     encoder = target().encoder(variant.files, io)
     return encoder.score(texts, pairs) if pairs is not None else encoder.embed(texts)
 
 
-def _requests(variants: list, targets: dict, io: ModelIO, spec: ModelSpec, texts: list[str],
-              pairs: list[str] | None, root: Path) -> list[tuple[str, ClientRequest]]:
+def _requests(variants: list, targets: dict, io: ModelIO, *, spec: ModelSpec, texts: list[str], pairs: list[str] | None,
+              root: Path) -> list[tuple[str, ClientRequest]]:
     """(variant name, request) for each client each variant's format claims that can run the spec's task, every
     repo staged under `root` as it will be published."""
     requests = []
@@ -351,7 +351,7 @@ def _run(requests: list[ClientRequest], report: Report) -> list[Outcome | Client
     return [outcomes[i] for i in range(len(requests))]
 
 
-def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
+def check_consumers(variants: list, targets: dict, io: ModelIO, *, spec: ModelSpec,
                     report: Report) -> dict[str, list[ClientCheck]]:
     """{variant name: its checks}, for every passing variant (results.VariantResult) and each client its format
     (`targets`: {variant name: Target class}) claims in `Target.clients` that can run the spec's task."""
@@ -361,13 +361,13 @@ def check_consumers(variants: list, targets: dict, io: ModelIO, spec: ModelSpec,
     reference = ReferenceEncoder(io).outputs(texts, "")
     checks: dict[str, list[ClientCheck]] = {v.name: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="hubforge-consumers-") as tmp:
-        requests = _requests(variants, targets, io, spec, texts, pairs, Path(tmp))
-        own = {v.name: _own_outputs(v, targets[v.name], io, texts, pairs) for v in variants}
+        requests = _requests(variants, targets, io, spec=spec, texts=texts, pairs=pairs, root=Path(tmp))
+        own = {v.name: _own_outputs(v, targets[v.name], io, texts=texts, pairs=pairs) for v in variants}
         outcomes = _run([request for _, request in requests], report)
     for (variant, request), outcome in zip(requests, outcomes):
         if isinstance(outcome, ClientUnavailable):
             missing = f"{outcome.message}; {outcome.hint}"
             checks[variant].append(ClientCheck(request.client, request.file, "not measured", metric, detail=missing))
         else:
-            checks[variant].append(_check(request, outcome, reference, own[variant]))
+            checks[variant].append(_check(request, outcome, reference, own=own[variant]))
     return checks

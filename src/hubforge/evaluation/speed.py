@@ -36,7 +36,7 @@ class Speed:
 MIN_RUNS = 10
 
 
-def _timed(runtime: Runtime, feed: dict[str, np.ndarray], runs: int, seconds: float | None = None) -> np.ndarray:
+def _timed(runtime: Runtime, feed: dict[str, np.ndarray], runs: int, *, seconds: float | None = None) -> np.ndarray:
     """Up to `runs` timed calls; with `seconds`, stop once that much time is spent and MIN_RUNS calls are done."""
     times, deadline = [], time.perf_counter() + seconds if seconds else None
     for _ in range(runs):
@@ -48,15 +48,15 @@ def _timed(runtime: Runtime, feed: dict[str, np.ndarray], runs: int, seconds: fl
     return np.asarray(times)
 
 
-def measure_speed(encoder: TextEncoder, texts: list[str], shape: tuple[int, int], batch: int, runs: int,
+def measure_speed(encoder: TextEncoder, texts: list[str], shape: tuple[int, int], *, batch: int, runs: int,
                   threads: int, seconds: float | None = None) -> Speed:
     """Latency pads one real text to `shape` (`runs` calls, fewer where `seconds` runs out first: a large model's
     fp32 graph takes a second a call); throughput runs real texts, batched where the artifact allows."""
     runtime = encoder.runtime
     seq = runtime.static_shape[1] if runtime.static_shape else shape[1]
-    feed = model_feed(encoder.tokenizer, texts[:1], None, seq, pad_to_max=True)
-    _timed(runtime, feed, max(3, runs // 10), seconds and seconds / 10)
-    lat = _timed(runtime, feed, runs, seconds)
+    feed = model_feed(encoder.tokenizer, texts[:1], None, max_length=seq, pad_to_max=True)
+    _timed(runtime, feed, max(3, runs // 10), seconds=seconds and seconds / 10)
+    lat = _timed(runtime, feed, runs, seconds=seconds)
 
     tp_batch = 1 if runtime.static_shape else batch
     sample = texts[: max(batch, 1)]

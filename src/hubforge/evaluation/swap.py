@@ -60,7 +60,7 @@ def top_k_kept(expected: np.ndarray, got: np.ndarray) -> float:
 
 
 def swap_safety(reference: RetrievalEmbeddings, artifact: RetrievalEmbeddings, spec: ModelSpec,
-                threshold: float, ndcg_fp32: float | None = None) -> SwapSafety:
+                *, threshold: float, ndcg_fp32: float | None = None) -> SwapSafety:
     """`ndcg_fp32`: fp32's own nDCG@10 on the set, where already known (it is the same for every artifact)."""
     if ndcg_fp32 is None:
         ndcg_fp32 = retrieval_scores(reference, reference, spec)["ndcg_at_10"]

@@ -154,7 +154,7 @@ class MtebCrossEncoder:
 
 # --- the bundled tasks -------------------------------------------------------------------------------------------
 
-def _derived_metadata(name: str, task_type: str, main_score: str, description: str):
+def _derived_metadata(name: str, task_type: str, main_score: str, *, description: str):
     from mteb.abstasks.task_metadata import TaskMetadata
 
     return TaskMetadata(
@@ -168,7 +168,7 @@ def _derived_metadata(name: str, task_type: str, main_score: str, description: s
 
 
 def _retrieval_split(queries: dict[str, str], corpus: dict[str, str], qrels: dict[str, dict[str, int]],
-                     top_ranked: dict[str, list[str]] | None) -> dict:
+                     *, top_ranked: dict[str, list[str]] | None) -> dict:
     from datasets import Dataset
 
     return {"queries": Dataset.from_dict({"id": list(queries), "text": list(queries.values())}),
@@ -206,7 +206,7 @@ def banking77_sample(test_sample: int | None, train_per_label: int | None) -> Ba
     if test_sample and test_sample < len(dataset["test"]):
         dataset = AbsTask.stratified_subsampling(dataset, seed, ["test"], "label", n_samples=test_sample)
     if train_per_label:
-        dataset["train"] = balanced_pool(dataset["train"], "label", train_per_label, seed)
+        dataset["train"] = balanced_pool(dataset["train"], "label", train_per_label, seed=seed)
     return Banking77Sample(dataset, Sampled(test_sample if len(dataset["test"]) < len(splits["test"]) else None,
                                             train_per_label if len(dataset["train"]) < len(splits["train"]) else None))
 
@@ -217,12 +217,13 @@ def _intent_retrieval(data: Banking77Sample):
     class IntentRetrieval(AbsTaskRetrieval):
         metadata = _derived_metadata(
             "banking77-intent-retrieval", "Retrieval", "ndcg_at_10",
-            "Each Banking77 test text retrieves the train texts of its intent from 5 per intent.")
+            description="Each Banking77 test text retrieves the train texts of its intent from 5 per intent.")
 
         def load_data(self, num_proc=None, **kwargs):
             retrieval = bundled.banking77_retrieval(data.texts("train"), data.texts("test"))
             qrels = {q: dict.fromkeys(docs, 1) for q, docs in retrieval.qrels.items()}
-            self.dataset = {"default": {"test": _retrieval_split(retrieval.queries, retrieval.corpus, qrels, None)}}
+            self.dataset = {"default": {"test": _retrieval_split(retrieval.queries, retrieval.corpus, qrels,
+                                                                 top_ranked=None)}}
             self.data_loaded = True
 
     return IntentRetrieval()
@@ -234,7 +235,7 @@ def _intent_reranking(data: Banking77Sample):
     class IntentReranking(AbsTaskRetrieval):
         metadata = _derived_metadata(
             "banking77-intent-reranking", "Reranking", "map_at_1000",
-            "Each Banking77 test text reranks 10 test texts, 2 of its intent.")
+            description="Each Banking77 test text reranks 10 test texts, 2 of its intent.")
 
         def load_data(self, num_proc=None, **kwargs):
             reranking = bundled.banking77_reranking(data.texts("test"))
@@ -244,17 +245,17 @@ def _intent_reranking(data: Banking77Sample):
             qrels = {q: {ids[t]: int(r) for t, r in zip(c, rel)} for q, c, rel in
                      zip(queries, reranking.candidates, reranking.relevant)}
             corpus = {i: t for t, i in ids.items()}
-            self.dataset = {"default": {"test": _retrieval_split(queries, corpus, qrels, top)}}
+            self.dataset = {"default": {"test": _retrieval_split(queries, corpus, qrels, top_ranked=top)}}
             self.data_loaded = True
 
     return IntentReranking()
 
 
-def _pairs_sts(pairs: bundled.PairSet, name: str, description: str, dataset: dict | None = None):
+def _pairs_sts(pairs: bundled.PairSet, name: str, description: str, *, dataset: dict | None = None):
     from datasets import Dataset, DatasetDict
     from mteb.abstasks import AbsTaskSTS
 
-    meta = _derived_metadata(name, "STS", "cosine_spearman", description)
+    meta = _derived_metadata(name, "STS", "cosine_spearman", description=description)
     if dataset:  # a user's CSV: not derived from Banking77
         meta = meta.model_copy(update={"dataset": dataset, "adapted_from": None, "license": None})
 
@@ -300,7 +301,8 @@ def _bundled_factory(kind: str, name: str) -> Callable[[Banking77Sample], Any]:
     if kind == "sts" and name.endswith(".csv"):
         path = Path(name)
         return lambda data: _pairs_sts(bundled.csv_pairs(name), f"sts-{path.stem}", f"The user's STS pairs in {name}.",
-                                       {"path": f"local/{path.name}", "revision": sha1(path.read_bytes()).hexdigest()})
+                                       dataset={"path": f"local/{path.name}",
+                                                "revision": sha1(path.read_bytes()).hexdigest()})
     if name not in BUNDLED[kind]:
         raise EvaluationError(f"no bundled {kind} set named {name!r}; bundled: {', '.join(BUNDLED[kind])}",
                               "real MTEB tasks go in evaluation.mteb_tasks")
@@ -376,7 +378,7 @@ class Sampled:
         return evaluated + (f", from a train pool of {self.train_per_label} per label" if self.train_per_label else "")
 
 
-def balanced_pool(data, label: str, per_label: int, seed: int):
+def balanced_pool(data, label: str, per_label: int, *, seed: int):
     """`per_label` items of each label, in the order of one seeded shuffle: how mteb's classification draws each
     experiment's training set (`_undersample_data`), done once, so every experiment draws from this pool."""
     order = np.random.RandomState(seed).permutation(len(data))
@@ -426,7 +428,7 @@ def _sample(task, test: int | None, train_per_label: int | None) -> Sampled:
                 data[split] = data[split].shuffle(seed=task.seed).select(range(test))
         sampled_test |= bool(splits)
         if classification and train_per_label:
-            pool = balanced_pool(data[task.train_split], task.label_column_name, train_per_label, task.seed)
+            pool = balanced_pool(data[task.train_split], task.label_column_name, train_per_label, seed=task.seed)
             sampled_train |= len(pool) < len(data[task.train_split])
             data[task.train_split] = pool
         if task.metadata.is_multilingual:
@@ -615,7 +617,7 @@ def evaluate_tasks(encoder: TextEncoder, spec: ModelSpec,
     return out
 
 
-def write_mteb_results(scores: list[TaskScore], out_dir: Path, model_name: str, revision: str) -> list[Path]:
+def write_mteb_results(scores: list[TaskScore], out_dir: Path, model_name: str, *, revision: str) -> list[Path]:
     """mteb's own files, `results/<model>/<revision>/<Task>.json` plus model_meta.json, under out_dir."""
     from mteb.cache import ResultCache
     from mteb.results import TaskResult

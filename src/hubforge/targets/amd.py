@@ -15,7 +15,7 @@ class AmdQdqTarget(QdqTarget):
     hardware = "AMD Ryzen AI NPU (ONNX Runtime VitisAI execution provider)"
     description = "QDQ ONNX with symmetric int8 weights and a fixed input shape, the layout VitisAI compiles"
 
-    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig) -> None:
+    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, *, config: QdqConfig) -> None:
         """The nodes the search keeps stay in float (VitisAI runs them on the CPU)."""
         from onnxruntime.quantization import QuantFormat, quantize_static
 

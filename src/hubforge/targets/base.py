@@ -119,7 +119,7 @@ class Target(ABC):
 
     @abstractmethod
     def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         """Write the artifact into `out_dir`; returns {path in the published repo: local file}."""
 
     @abstractmethod
@@ -141,7 +141,7 @@ class Target(ABC):
         return None
 
     def sensitivity(self, options: TargetOptions, inputs: BuildInputs, config: CandidateConfig,
-                    files: dict[str, Path]) -> Ranking | None:
+                    *, files: dict[str, Path]) -> Ranking | None:
         """The nodes of `config`'s build (`files`, which missed the gate) ranked by the error they cause, most
         first; the accuracy-aware search then keeps the fewest of them precise that pass (`keeping`). None: this
         format has no such search."""

@@ -22,7 +22,7 @@ class OnnxFp16Target(Target):
     cpu_target = False
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
         from onnxruntime.transformers.onnx_model import OnnxModel

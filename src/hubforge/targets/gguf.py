@@ -77,7 +77,7 @@ def write_f16(io: ModelIO, out_path: Path) -> Path:
     config = json.loads((model_dir / "config.json").read_text())
     arch = getattr(gguf.MODEL_ARCH, ARCHITECTURES[config["model_type"]])
     writer = gguf.GGUFWriter(str(out_path), gguf.MODEL_ARCH_NAMES[arch])
-    _write_hyperparameters(writer, model_dir.name, config, post_modules(io)[0].pooling_mode)
+    _write_hyperparameters(writer, model_dir.name, config, pooling=post_modules(io)[0].pooling_mode)
     _write_vocabulary(writer, model_dir, config)
     _write_tensors(writer, model_dir, gguf.get_tensor_name_map(arch, config["num_hidden_layers"]))
     writer.write_header_to_file()
@@ -87,7 +87,7 @@ def write_f16(io: ModelIO, out_path: Path) -> Path:
     return out_path
 
 
-def _write_hyperparameters(writer, name: str, config: dict, pooling: str) -> None:
+def _write_hyperparameters(writer, name: str, config: dict, *, pooling: str) -> None:
     import gguf
 
     writer.add_name(name)
@@ -211,7 +211,7 @@ class GgufTarget(Target):
                            json.loads(tokenizer.read_text()) if tokenizer.exists() else {})
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: GgufConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         _require_llama_cpp()
         name = self.file_name(inputs)
         if config.file_type == "f16":

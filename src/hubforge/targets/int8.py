@@ -32,7 +32,7 @@ def fusion_type(model_type: str) -> str:
     return ORT_FUSION.get(model_type, "none")
 
 
-def fuse(fp32_onnx: Path, out: Path, fusion: str, config: dict) -> None:
+def fuse(fp32_onnx: Path, out: Path, fusion: str, *, config: dict) -> None:
     """ONNX Runtime's transformer fusions (attention, LayerNorm, tanh-approximated GELU), run on the graph with its
     weights left on disk: the optimizer's shape inference copies the model it is given several times, which with
     the weights loaded is six copies of them. Its fusions read the few weights they merge (attention's Q, K, V) with
@@ -83,7 +83,7 @@ class OnnxDynamicInt8Target(Target):
         return [Int8Config(fusion="none")]
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: Int8Config,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -103,7 +103,7 @@ class OnnxDynamicInt8Target(Target):
             yield inputs.bounded_onnx
             return
         graph = out_dir / "fused.onnx"
-        fuse(inputs.fp32_onnx, graph, config.fusion, inputs.source.config)
+        fuse(inputs.fp32_onnx, graph, config.fusion, config=inputs.source.config)
         release_memory()
         try:
             yield graph
@@ -112,7 +112,7 @@ class OnnxDynamicInt8Target(Target):
             graph.with_name(graph.name + ".data").unlink()
 
     def sensitivity(self, options: TargetOptions, inputs: BuildInputs, config: Int8Config,
-                    files: dict[str, Path]) -> Ranking:
+                    *, files: dict[str, Path]) -> Ranking:
         """Dynamic quantization rounds each activation on a grid spanning that call's range: a few outlier
         channels widen it for all the others. Ranked on the float graph `config` quantizes."""
         round_weight, round_activation = dynamic_rounding(per_channel=config.per_channel)

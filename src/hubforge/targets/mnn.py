@@ -57,7 +57,7 @@ class MnnTarget(Target):
         return [MnnConfig(weights="int4", block=32), MnnConfig(weights="int8"), MnnConfig(weights="fp16")]
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: MnnConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         return {"mnn/model.mnn": convert(inputs.bounded_onnx, out_dir / "model.mnn", config)}
 
     def load(self, files: dict[str, Path], inputs: BuildInputs) -> MnnRuntime:

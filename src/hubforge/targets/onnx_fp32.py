@@ -28,7 +28,7 @@ class OnnxFp32Target(Target):
                    "(backend='onnx'), optimum and transformers.js")
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: CandidateConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         """One file, as transformers.js and most consumers expect; from 1 GiB of weights on, the graph and its
         `model.onnx_data` side by side (ONNX Runtime, optimum and sentence-transformers load both layouts)."""
         import onnx

@@ -180,7 +180,7 @@ class OpenVinoTarget(Target):
         return options.static_shape
 
     def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: CandidateConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import openvino as ov
 
         xml = out_dir / "openvino_model.xml"
@@ -213,26 +213,26 @@ class OpenVinoInt8Target(OpenVinoTarget):
         return [first, first.model_copy(update={"preset": "mixed"})]
 
     def sensitivity(self, options: OpenVinoInt8Options, inputs: BuildInputs, config: NncfConfig,
-                    files: dict[str, Path]) -> Ranking:
+                    *, files: dict[str, Path]) -> Ranking:
         """The float OpenVINO model's MatMuls ranked by the noise static 8-bit rounding adds at each."""
         model = exported_model(inputs, options.static_shape)
         nodes = weighted_matmuls(model)
         pad_to = inputs.spec.max_length if options.static_shape else None
-        feeds = calibration_feeds(inputs, [p.get_any_name() for p in model.inputs], SENSITIVITY_TEXTS, pad_to)
+        feeds = calibration_feeds(inputs, [p.get_any_name() for p in model.inputs], SENSITIVITY_TEXTS, pad_to=pad_to)
         activations = matmul_inputs(model, {n.name for n in nodes}, feeds)
         round_weight, round_activation = static_rounding(activations, nodes)
         return rank(nodes, activations, round_weight=round_weight, round_activation=round_activation,
                     num_layers=inputs.source.config.get("num_hidden_layers", 0))
 
     def build(self, inputs: BuildInputs, options: OpenVinoInt8Options, config: NncfConfig,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import nncf
         import openvino as ov
 
         model = exported_model(inputs, options.static_shape)
         names = [p.get_any_name() for p in model.inputs]
         pad_to = inputs.spec.max_length if options.static_shape else None
-        items = calibration_feeds(inputs, names, options.calibration_samples, pad_to)
+        items = calibration_feeds(inputs, names, options.calibration_samples, pad_to=pad_to)
         preset = nncf.QuantizationPreset.MIXED if config.preset == "mixed" else nncf.QuantizationPreset.PERFORMANCE
         advanced = nncf.AdvancedQuantizationParameters(
             smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=config.smooth_quant_alpha)

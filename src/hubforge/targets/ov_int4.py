@@ -35,7 +35,7 @@ class OpenVinoInt4Target(OpenVinoTarget):
                 Int4Config(mode="int4_asym", group_size=32, ratio=0.8)]
 
     def build(self, inputs: BuildInputs, options: OpenVinoOptions, config: Int4Config,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import nncf
         import openvino as ov
 

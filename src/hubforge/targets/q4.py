@@ -61,7 +61,7 @@ class OnnxQ4Target(Target):
         return model
 
     def build(self, inputs: BuildInputs, options: TargetOptions, config: Q4Config,
-              out_dir: Path) -> dict[str, Path]:
+              *, out_dir: Path) -> dict[str, Path]:
         import onnx
 
         target = out_dir / Path(self.file_name).name

@@ -31,7 +31,7 @@ def calibration_method(name: str):
     return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[name]
 
 
-def fix_shape(src: Path, dst: Path, batch: int, seq: int, opset: int) -> Path:
+def fix_shape(src: Path, dst: Path, batch: int, *, seq: int, opset: int) -> Path:
     """NPUs compile a graph for one shape: pin batch and sequence axes ([1, 128] by default), at least at `opset`.
     The graph is fixed and converted before its weights are read (the checker inside fix_output_shapes finds them
     from the working directory; the version converter, run on the weights, holds about seven copies of them); they
@@ -78,7 +78,7 @@ def graph_input_names(model_path: Path) -> list[str]:
 
 
 def calibration_feeds(inputs: BuildInputs, input_names: list[str], samples: int,
-                      pad_to: int | None = None) -> list[dict[str, np.ndarray]]:
+                      *, pad_to: int | None = None) -> list[dict[str, np.ndarray]]:
     """One feed per real calibration text, shaped as the model sees it at inference: the query prefix on
     embedding models, (text, next text) pairs on cross-encoders, padded to `pad_to` for fixed-shape graphs,
     holding exactly the inputs the graph takes."""
@@ -94,8 +94,8 @@ def calibration_feeds(inputs: BuildInputs, input_names: list[str], samples: int,
         firsts, pairs = [inputs.spec.query_prefix + t for t in texts], None
     feeds = []
     for i, text in enumerate(firsts):
-        feed = model_feed(tokenizer, [text], [pairs[i]] if pairs else None, pad_to or inputs.spec.max_length,
-                          pad_to is not None)
+        feed = model_feed(tokenizer, [text], [pairs[i]] if pairs else None, max_length=pad_to or inputs.spec.max_length,
+                          pad_to_max=pad_to is not None)
         feeds.append(feed_for(input_names, feed))
     return feeds
 
@@ -109,7 +109,7 @@ class TextCalibrationReader:
     STRIDE = 1
     OPTIONS = {"CalibStridedMinMax": STRIDE}
 
-    def __init__(self, inputs: BuildInputs, model_path: Path, samples: int, seq: int):
+    def __init__(self, inputs: BuildInputs, model_path: Path, samples: int, *, seq: int):
         self._all = calibration_feeds(inputs, graph_input_names(model_path), samples, pad_to=seq)
         self._feeds = iter(self._all)
 
@@ -186,7 +186,7 @@ class QdqTarget(Target):
                 f"that sum's step would be {abs(value) / levels:.2g}, so every score rounds to one value")
 
     def sensitivity(self, options: QdqOptions, inputs: BuildInputs, config: QdqConfig,
-                    files: dict[str, Path]) -> Ranking:
+                    *, files: dict[str, Path]) -> Ranking:
         """Ranked on the fixed-shape float graph over padded texts, rounded with the QDQ file's own scales."""
         import tempfile
 
@@ -195,28 +195,28 @@ class QdqTarget(Target):
         seq = options.sequence_length or inputs.spec.max_length
         round_weight, round_activation = qdq_rounding(files["onnx/model.onnx"])
         with tempfile.TemporaryDirectory() as tmp:
-            fixed = fix_shape(inputs.fp32_onnx, Path(tmp) / "fixed.onnx", 1, seq, qdq_opset(config))
+            fixed = fix_shape(inputs.fp32_onnx, Path(tmp) / "fixed.onnx", 1, seq=seq, opset=qdq_opset(config))
             feeds = calibration_feeds(inputs, graph_input_names(fixed), SENSITIVITY_TEXTS, pad_to=seq)
             return rank_nodes(fixed, feeds, round_weight=round_weight, round_activation=round_activation,
                               num_layers=inputs.source.config.get("num_hidden_layers", 0))
 
     @abstractmethod
-    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig) -> None:
+    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, *, config: QdqConfig) -> None:
         """Write the QDQ graph of `fixed` to `target` as this NPU's execution provider wants it, with
         `reader.OPTIONS` among the quantizer's extra options and its weights in external data (the quantizer's
         calibration copy of the model then drops them once written, instead of holding them beside its session)."""
 
-    def build(self, inputs: BuildInputs, options: QdqOptions, config: QdqConfig, out_dir: Path) -> dict[str, Path]:
+    def build(self, inputs: BuildInputs, options: QdqOptions, config: QdqConfig, *, out_dir: Path) -> dict[str, Path]:
         import onnx
 
         from ..process_memory import release_memory
 
         seq = options.sequence_length or inputs.spec.max_length
-        fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq, qdq_opset(config))
+        fixed = fix_shape(inputs.fp32_onnx, out_dir / "fixed.onnx", 1, seq=seq, opset=qdq_opset(config))
         release_memory()
-        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config.samples_x, seq)
+        reader = TextCalibrationReader(inputs, fixed, options.calibration_samples * config.samples_x, seq=seq)
         quantized = out_dir / "quantized.onnx"
-        self.quantize(fixed, quantized, reader, config)
+        self.quantize(fixed, quantized, reader, config=config)
         remove_onnx(fixed)
         release_memory()
         target = out_dir / "model.onnx"

@@ -48,7 +48,7 @@ class QnnQdqTarget(QdqTarget):
     def weight_type(self, options: QnnOptions) -> str:
         return options.weight_type
 
-    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, config: QdqConfig) -> None:
+    def quantize(self, fixed: Path, target: Path, reader: TextCalibrationReader, *, config: QdqConfig) -> None:
         from onnxruntime.quantization import quantize
         from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 

@@ -112,7 +112,7 @@ def rank(nodes: Sequence[WeightedNode], activations: dict[str, list[np.ndarray]]
     return Ranking(tuple(sorted(noise, key=lambda name: -noise[name])), layers)
 
 
-def fake_quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, low: int, high: int) -> np.ndarray:
+def fake_quantize(x: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, *, low: int, high: int) -> np.ndarray:
     return (np.clip(np.round(x / scale) + zero_point, low, high) - zero_point) * scale
 
 
@@ -122,7 +122,7 @@ def symmetric_weights(bits: int = 8, per_channel: bool = True) -> Rounding:
 
     def weight(_, w):
         scale = np.abs(w).max(axis=0 if per_channel else None, keepdims=per_channel) / top
-        return fake_quantize(w, np.maximum(scale, 1e-12), np.zeros_like(scale), -top, top)
+        return fake_quantize(w, np.maximum(scale, 1e-12), np.zeros_like(scale), low=-top, high=top)
 
     return weight
 
@@ -133,7 +133,7 @@ def dynamic_rounding(weight_bits: int = 8, per_channel: bool = True) -> tuple[Ro
     def activation(_, x):
         low, high = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
         scale = max((high - low) / 255, 1e-12)
-        return fake_quantize(x, np.float32(scale), np.float32(round(-low / scale)), 0, 255)
+        return fake_quantize(x, np.float32(scale), np.float32(round(-low / scale)), low=0, high=255)
 
     return symmetric_weights(weight_bits, per_channel), activation
 
@@ -147,7 +147,7 @@ def static_rounding(activations: dict[str, list[np.ndarray]],
 
     def activation(name, x):
         scale = max(ranges[name] / 127, 1e-12)
-        return fake_quantize(x, np.float32(scale), np.float32(0), -128, 127)
+        return fake_quantize(x, np.float32(scale), np.float32(0), low=-128, high=127)
 
     return symmetric_weights(), activation
 
@@ -189,7 +189,7 @@ def qdq_rounding(qdq_model: Path) -> tuple[Rounding, Rounding]:
             return x
         scale, zero = constants[quantize.input[1]], constants[quantize.input[2]]
         info = np.iinfo(zero.dtype)
-        return fake_quantize(x, scale, zero.astype(np.float32), info.min, info.max).astype(np.float32)
+        return fake_quantize(x, scale, zero.astype(np.float32), low=info.min, high=info.max).astype(np.float32)
 
     return weight, activation
 

@@ -23,7 +23,7 @@ router = APIRouter()
 
 @router.post("/api/{kind}/{ns}/{name}/preupload/{revision:path}")
 def preupload(revision: str, body: PreuploadBody, repo: RepoRef = Depends(writable_repo),
-              store: HubStore = Depends(get_store)):
+              *, store: HubStore = Depends(get_store)):
     oid = store.resolve(repo.key, check_revision(revision))
     tree = store.commit(oid).tree if oid else {}
     files = []
@@ -60,7 +60,7 @@ def _decode(line: FileLine) -> bytes:
 
 @router.post("/api/{kind}/{ns}/{name}/commit/{revision:path}")
 def commit(request: Request, revision: str, repo: RepoRef = Depends(writable_repo),
-           grant: TokenGrant = Depends(require_writer), store: HubStore = Depends(get_store),
+           *, grant: TokenGrant = Depends(require_writer), store: HubStore = Depends(get_store),
            lines: list = Depends(ndjson_lines)):
     check_revision(revision)
     create_pr = request.query_params.get("create_pr") in ("1", "true", "True")
@@ -91,8 +91,9 @@ def commit(request: Request, revision: str, repo: RepoRef = Depends(writable_rep
         if errors:
             raise HubHTTPError(400, f"Invalid metadata in README.md: {'; '.join(errors)}")
     try:
-        oid, pr_num = store.apply_commit(repo.key, revision, header.summary, header.description, grant.user,
-                                         additions, deletions, header.parentCommit, create_pr)
+        oid, pr_num = store.apply_commit(repo.key, revision, header.summary, message=header.description,
+                                         author=grant.user, additions=additions, deletions=deletions,
+                                         expected_parent=header.parentCommit, create_pr=create_pr)
     except KeyError:
         raise HubHTTPError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
     except RefusedTarget as exc:

@@ -19,7 +19,7 @@ router = APIRouter()
 @router.post("/{ns}/{name}.git/info/lfs/objects/batch")
 @router.post("/datasets/{ns}/{name}.git/info/lfs/objects/batch")
 def lfs_batch(request: Request, body: LfsBatchBody, repo: RepoRef = Depends(writable_repo),
-              state: DevHubState = Depends(get_state)):
+              *, state: DevHubState = Depends(get_state)):
     """Upload links for the objects this repo lacks; an object uploaded to another repo does not count."""
     objects = []
     for obj in body.objects:
@@ -36,15 +36,15 @@ def lfs_batch(request: Request, body: LfsBatchBody, repo: RepoRef = Depends(writ
 
 
 @router.put("/devhub/lfs/{oid}")
-async def lfs_upload(request: Request, oid: Oid, repo: str = Query(max_length=300), size: Size = Query(),
+async def lfs_upload(request: Request, oid: Oid, repo: str = Query(max_length=300), *, size: Size = Query(),
                      expires: int = Query(), signature: str = Query(max_length=128),
                      state: DevHubState = Depends(get_state)):
     """Authorized by the signed link from the batch answer, which names the repo, oid, size and expiry."""
-    if not state.upload_allowed(repo, oid, size, expires, signature):
+    if not state.upload_allowed(repo, oid, size, expires=expires, signature=signature):
         raise HubHTTPError(403, "LFS upload link is invalid or expired: ask the batch endpoint for a new one")
     chunks = [chunk async for chunk in request.stream()]
     try:
-        await asyncio.to_thread(state.store.put_lfs_stream, repo, oid, size, chunks)
+        await asyncio.to_thread(state.store.put_lfs_stream, repo, oid, size, chunks=chunks)
     except ValueError as exc:
         raise HubHTTPError(400, str(exc))
     return Response(status_code=200)
@@ -74,7 +74,7 @@ def tree_item(path: str, entry: Entry) -> dict:
 
 @router.get("/api/{kind}/{ns}/{name}/tree/{rest:path}")
 def tree(rest: str, recursive: str | None = None, repo: RepoRef = Depends(readable_repo),
-         store: HubStore = Depends(get_store)):
+         *, store: HubStore = Depends(get_store)):
     revision, folder = split_revision(rest)
     files = store.commit(need_revision(store, repo, revision)).tree
     prefix = f"{folder.strip('/')}/" if folder.strip("/") else ""
@@ -98,7 +98,7 @@ def tree(rest: str, recursive: str | None = None, repo: RepoRef = Depends(readab
 
 @router.post("/api/{kind}/{ns}/{name}/paths-info/{revision:path}")
 def paths_info(revision: str, paths: list[str] = Form(default=[]), repo: RepoRef = Depends(readable_repo),
-               store: HubStore = Depends(get_store)):
+               *, store: HubStore = Depends(get_store)):
     files = store.commit(need_revision(store, repo, revision)).tree
     folders = {p.rsplit("/", 1)[0] for p in files if "/" in p}
     out = []

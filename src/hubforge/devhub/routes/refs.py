@@ -36,8 +36,8 @@ def commits(revision: str, repo: RepoRef = Depends(readable_repo), store: HubSto
 
 @router.post("/api/{kind}/{ns}/{name}/tag/{revision:path}")
 def create_tag(revision: str, body: TagBody, repo: RepoRef = Depends(writable_repo),
-               store: HubStore = Depends(get_store)):
-    if not store.create_ref(repo.key, "tag", check_ref_name(body.tag), need_revision(store, repo, revision)):
+               *, store: HubStore = Depends(get_store)):
+    if not store.create_ref(repo.key, "tag", check_ref_name(body.tag), oid=need_revision(store, repo, revision)):
         raise HubHTTPError(409, f"Tag {body.tag} already exists")
     return {}
 
@@ -51,9 +51,9 @@ def delete_tag(tag: str, repo: RepoRef = Depends(writable_repo), store: HubStore
 
 @router.post("/api/{kind}/{ns}/{name}/branch/{branch:path}")
 def create_branch(branch: str, body: BranchBody | None = None, repo: RepoRef = Depends(writable_repo),
-                  store: HubStore = Depends(get_store)):
+                  *, store: HubStore = Depends(get_store)):
     start = need_revision(store, repo, (body and body.startingPoint) or "main")
-    if not store.create_ref(repo.key, "branch", check_ref_name(branch), start):
+    if not store.create_ref(repo.key, "branch", check_ref_name(branch), oid=start):
         raise HubHTTPError(409, f"Branch {branch} already exists")
     return {}
 

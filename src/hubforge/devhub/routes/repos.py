@@ -62,7 +62,7 @@ def _repo_from_body(body: CreateRepoBody | DeleteRepoBody, grant: TokenGrant) ->
 
 @router.post("/api/repos/create")
 def create_repo(request: Request, body: CreateRepoBody, grant: TokenGrant = Depends(require_writer),
-                store: HubStore = Depends(get_store)):
+                *, store: HubStore = Depends(get_store)):
     repo = _repo_from_body(body, grant)
     if not grant.member_of(repo.namespace):
         raise HubHTTPError(403, f"You don't have the rights to create a {repo.label} under the namespace "
