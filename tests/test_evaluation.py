@@ -170,7 +170,7 @@ def test_the_retention_gate_comes_after_the_format_scores_and_the_reference_scor
         return search, follow, messages
 
     search, (next_build, next_gate), _ = retention_gate(0.80)
-    assert next_build.name == "build int8 #2" and next_build.args[-1] == tuple(search.variant.attempts)
+    assert next_build.name == "build int8 #2" and next_build.kwargs["earlier"] == tuple(search.variant.attempts)
     assert next_gate.name == "gate int8 #2 fidelity" and next_gate.after == (next_build,)
     assert search.variant.retention == {"banking77-intent-sts": pytest.approx(0.875)}
     assert not search.variant.passed and search.variant.gate.startswith("fail (retention)")
@@ -200,15 +200,55 @@ def test_the_step_graph_runs_a_step_after_every_step_it_waits_for(tmp_path):
         seen.append((slow.value, fast.value))
         return [Step("build", "added", _ended, (tmp_path / "added",))]
 
+    class Watcher:
+        events = []
+
+        def __call__(self, message, *, decision=False):
+            pass
+
+        def step_event(self, event):
+            self.events.append(f"{event.step.name} {'ended' if event.result else 'started'}")
+
     first = Step("build", "first", _ended, (tmp_path / "first",))
     slow = Step("evaluate", "slow", _ended, (tmp_path / "slow",), after=(first,))
     fast = Step("evaluate", "fast", _ended, (tmp_path / "fast",))
     decision = Step("gate", "both", gate, after=(slow, fast), in_process=True)
-    results = run_graph([decision, slow, first, fast], lambda message, decision=False: None, lanes=2)
+    watcher = Watcher()
+    results = run_graph([decision, slow, first, fast], watcher, lanes=2)
     assert [r.name for r in results] == ["build first", "evaluate fast", "evaluate slow", "build added"]
     assert seen == [("slow", "fast")] and all(r.error is None and r.peak_rss_mb > 0 for r in results)
+    events = watcher.events
+    assert len(events) == 8 and events.index("build first ended") < events.index("evaluate slow started")
+    assert events.index("evaluate fast ended") < events.index("build added started")
+    assert events.index("evaluate slow ended") < events.index("build added started")
 
     with pytest.raises(RuntimeError, match="evaluate orphan"):
         run_graph([Step("evaluate", "orphan", _ended, (tmp_path / "o",), after=(Step("build", "never", print),))],
                   lambda message, decision=False: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_live_line_names_the_steps_running_and_the_latest_message():
+    """The CLI's live status follows the scheduler's step events: each running worker step with its time so far,
+    then the latest progress message (markup in it shown as text)."""
+    from rich.console import Console
+
+    from hubforge.cli import LiveStatus
+    from hubforge.workers import Step, StepEvent, StepResult, WatchesSteps
+
+    live = LiveStatus("all-minilm-l6-v2")
+    build, evaluate = Step("build", "int8", print), Step("evaluate", "fp32", print)
+    assert isinstance(live, WatchesSteps)
+
+    def shown() -> str:
+        console = Console(width=300)
+        with console.capture() as captured:
+            console.print(live)
+        return captured.get().strip()
+
+    live.step_event(StepEvent(build))
+    live.step_event(StepEvent(evaluate))
+    live("int8: building [fusion=bert]")
+    assert shown() == "all-minilm-l6-v2: build int8 0 s · evaluate fp32 0 s · int8: building [fusion=bert]"
+    live.step_event(StepEvent(build, StepResult(build, None, None, 1.0, 100.0)))
+    assert shown() == "all-minilm-l6-v2: evaluate fp32 0 s · int8: building [fusion=bert]"

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -78,6 +79,30 @@ def _mirrored(log: Path, verbose: bool):
         thread.join()
 
 
+class LiveStatus:
+    """The CLI's Report. The live line names each worker step running and how long it has run, then the latest
+    progress message (rich re-renders it several times a second); a decision is also printed as a line of its own."""
+
+    def __init__(self, subject: str):
+        self.subject, self.message, self.running = subject, "starting", {}
+
+    def __call__(self, message: str, *, decision: bool = False) -> None:
+        self.message = message
+        if decision:
+            console.print(message, highlight=False)
+
+    def step_event(self, event) -> None:
+        if event.result is None:
+            self.running[event.step] = time.monotonic()
+        else:
+            self.running.pop(event.step, None)
+
+    def __rich__(self) -> str:
+        now = time.monotonic()
+        steps = "".join(f"{escape(step.name)} [dim]{now - began:.0f} s[/] · " for step, began in self.running.items())
+        return f"[bold]{escape(self.subject)}[/]: {steps}{escape(self.message)}"
+
+
 @contextlib.contextmanager
 def _progress(spec_id: str, log: Path):
     """A live status line for long work; decisions (gate results, failures) are printed as they happen. What the
@@ -90,15 +115,11 @@ def _progress(spec_id: str, log: Path):
     log.unlink(missing_ok=True)  # each run's own; the first worker creates it
     console.print(f"log: {log}", highlight=False)
     verbose = (click.get_current_context().find_root().obj or {}).get("verbose", False)
-    with console.status(f"[bold]{spec_id}[/]: starting") as status, _mirrored(log, verbose), \
+    live = LiveStatus(spec_id)
+    with console.status(live), _mirrored(log, verbose), \
             mock.patch.dict(os.environ, {LOG_ENV: str(log)}):  # the variable is gone again after the run
-        def report(message: str, *, decision: bool = False) -> None:
-            status.update(f"[bold]{spec_id}[/]: {message}")
-            if decision:
-                console.print(message, highlight=False)
-
         try:
-            yield report
+            yield live
         except HubforgeError as exc:  # the one-line error points at the whole story
             if log.exists():
                 exc.hint = f"{exc.hint}; the run's log: {log}" if exc.hint else f"the run's log: {log}"

@@ -6,8 +6,10 @@ publish.
 `run` measures; `publish` (also `hubforge.publish`) runs it and then renders, plans and pushes, so the Python
 API publishes exactly as the CLI does. Every heavy step runs in a worker process of its own (workers.py): its memory
 is returned when it ends, its peak is its line in results.json's `stages`, and small models build two formats at a
-time. A failure inside one candidate of one format is recorded as a failed attempt and the run goes on; only typed
-HubforgeErrors before publishing stop it.
+time. The formats phase is a step graph: each format's rounds of build → fidelity gate → evaluate → retention gate
+(`FormatSearch`), beside the reference's task scores that every retention gate comes after. A failure inside one
+candidate of one format is recorded as a failed attempt and the run goes on; only typed HubforgeErrors before
+publishing stop it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import HubforgeError
 
@@ -88,6 +88,26 @@ class StepResult:
         """The step's line in results.json's `stages`."""
         return {"stage": self.name, "kind": self.step.kind, "subject": self.step.subject,
                 "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1), "process": "worker"}
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """A worker step started (no result yet) or ended (with its result)."""
+
+    step: Step
+    result: StepResult | None = None
+
+
+@runtime_checkable
+class WatchesSteps(Protocol):
+    """A Report that also follows the worker steps as they start and end (the CLI's live view of what runs)."""
+
+    def step_event(self, event: StepEvent) -> None: ...
+
+
+def _tell(report: Report, event: StepEvent) -> None:
+    if isinstance(report, WatchesSteps):
+        report.step_event(event)
 
 
 @cache
@@ -207,6 +227,7 @@ def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepRes
                 sender.close()
                 running[receiver] = (step, process, time.perf_counter())
                 started.append(step)
+                _tell(report, StepEvent(step))
             if not running:
                 break
             for receiver in wait(list(running)):
@@ -215,6 +236,7 @@ def run_graph(steps: list[Step], report: Report, lanes: int = 1) -> list[StepRes
                 if result is not None:
                     del running[receiver]
                     schedule.ended[result.step] = result
+                    _tell(report, StepEvent(step, result))
     finally:
         for _, process, _ in running.values():
             process.kill()
