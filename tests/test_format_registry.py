@@ -58,6 +58,7 @@ def test_a_format_defined_in_a_test_appears_everywhere(throwaway_formats, tmp_pa
     assert failed.startswith("Traceback (most recent call last):")
     assert 'in build\n    raise RuntimeError("simulated converter crash' in failed
     assert "RuntimeError: simulated converter crash\nsecond line that results.json leaves out" in failed
+    assert "UserWarning: simulated converter advice" in log.read_text()  # a worker's warnings go to the log
     assert "--- broken: default failed:" in result.output and "second line that results.json" in result.output  # -v
     killed = variants["killed"]
     assert not killed["passed"] and killed["attempts"][0]["error"].startswith(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import warnings
 from pathlib import Path
 
 from hubforge.runtimes import OrtRuntime
@@ -42,6 +43,7 @@ class BrokenTarget(CopyOnnxTarget):
     hardware = "nothing: its build raises"
 
     def build(self, inputs, options, config, out_dir):
+        warnings.warn("simulated converter advice")
         raise RuntimeError("simulated converter crash\nsecond line that results.json leaves out")
 
 

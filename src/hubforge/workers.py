@@ -149,7 +149,7 @@ def _child(connection, step: Step, *, quiet: bool, log_path: str | None) -> None
     if log_path:
         _to_log(log_path, step.name)
     if quiet:
-        quiet_libraries()
+        quiet_libraries(to_log=bool(log_path))
     use_threads(step.threads)
 
     def report(message: str, *, decision: bool = False) -> None:
