@@ -201,7 +201,8 @@ def test_the_step_graph_runs_a_step_after_every_step_it_waits_for(tmp_path):
         return [Step("build", "added", _ended, (tmp_path / "added",))]
 
     class Watcher:
-        events = []
+        def __init__(self):
+            self.events = []
 
         def __call__(self, message, *, decision=False):
             pass

@@ -5,6 +5,7 @@ transformers.js, and every card row measured (size, inference memory, speed, ret
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from hubforge.clients import run_st5_onnx
 REPO = "hubforge/all-minilm-l6-v2"
 
 
+@cache
 def repo(suffix: str) -> Path:
     return Path(snapshot_download(f"{REPO}-{suffix}", token=READ_TOKEN))
 

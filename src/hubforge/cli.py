@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -19,6 +20,9 @@ from rich.table import Table
 from . import __version__
 from .errors import EXIT_ERROR, EXIT_NOT_ALL_PUBLISHED, EXIT_OK, HubforgeError
 from .quiet import quiet_libraries
+
+if TYPE_CHECKING:
+    from .workers import StepEvent
 
 console = Console(stderr=True, soft_wrap=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -91,7 +95,7 @@ class LiveStatus:
         if decision:
             console.print(message, highlight=False)
 
-    def step_event(self, event) -> None:
+    def step_event(self, event: StepEvent) -> None:
         if event.result is None:
             self.running[event.step] = time.monotonic()
         else:

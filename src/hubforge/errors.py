@@ -1,9 +1,8 @@
-"""Typed errors: every failure a user can meet says what went wrong and how to fix it; and the exit status of
-`publish` and `evaluate` (verify's own are in verify.py)."""
+"""Typed errors: every failure a user can meet says what went wrong and how to fix it; and the CLI's exit statuses
+(2, a bad command line, is click's; verify's own are in verify.py)."""
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a typed error before anything was published: bad spec, missing model, bad token, Hub refusal
-EXIT_USAGE = 2  # click's code for a bad command line
 EXIT_NOT_ALL_PUBLISHED = 3  # the run finished, but at least one requested format was not published
 
 

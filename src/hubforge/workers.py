@@ -146,10 +146,10 @@ def _child(connection, step: Step, *, quiet: bool, log_path: str | None) -> None
     from .quiet import quiet_libraries
     from .runtimes import use_threads
 
-    if log_path:
+    if log_path:  # the libraries' warnings and log lines go to the log whole
         _to_log(log_path, step.name)
-    if quiet:
-        quiet_libraries(to_log=bool(log_path))
+    elif quiet:
+        quiet_libraries()
     use_threads(step.threads)
 
     def report(message: str, *, decision: bool = False) -> None:

@@ -10,6 +10,7 @@ WordPiece vocabulary needs no pre-tokenizer, and what the file claims is checked
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ..errors import ConversionError
@@ -146,8 +147,6 @@ def f16_file(inputs: BuildInputs) -> Path:
     """The f16 GGUF of the run's model, written once beside the fp32 export (whose cache key it shares): the `gguf`
     file itself and what `gguf-q8` and `gguf-q4` quantize. Builds running at once each write their own temporary
     file and rename it into place, so a reader never sees a partial file."""
-    import os
-
     path = inputs.fp32_onnx.with_name("model-f16.gguf")
     if not path.exists():
         partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
